@@ -1,0 +1,110 @@
+"""Turning a database URL into a configured async engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection, StaticPool
+
+from convstore.exceptions import ConfigurationError
+
+# How long a SQLite write waits for another connection's write to finish before failing.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_SET_UP = "convstore_set_up"
+_SQLITE_DRIVERS = {"sqlite": "sqlite+aiosqlite", "sqlite+aiosqlite": "sqlite+aiosqlite"}
+
+
+def resolve_url(url: str | URL) -> URL:
+    """The URL with the async driver convstore uses for its backend."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"cannot parse database URL {str(url)!r}: expected e.g. 'sqlite:///app.db'"
+        ) from exc
+    driver = _SQLITE_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigurationError(
+            f"unsupported database URL scheme {parsed.drivername!r}: "
+            "use 'sqlite:///path/to/file.db' (or 'sqlite+aiosqlite:///...')"
+        )
+    return parsed.set(drivername=driver)
+
+
+def is_sqlite_memory(url: URL) -> bool:
+    """Whether a SQLite URL names an in-memory database, which lives in one connection."""
+    database = url.database or ""
+    return database in ("", ":memory:") or url.query.get("mode") == "memory"
+
+
+def check_sqlite_path(url: URL) -> None:
+    """Raise ConfigurationError when a SQLite file's directory does not exist."""
+    if is_sqlite_memory(url) or url.query.get("uri"):
+        return
+    directory = Path(url.database or "").expanduser().resolve().parent
+    if not directory.is_dir():
+        raise ConfigurationError(
+            f"cannot create SQLite database {url.database!r}: directory {str(directory)!r} "
+            "does not exist"
+        )
+
+
+def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
+    """A configured engine for a URL from `resolve_url`."""
+    options: dict[str, Any] = {
+        # Every convstore operation ends its own transaction, so the pool's rollback on check-in
+        # would only cost a round trip to the driver's thread.
+        "pool_reset_on_return": None,
+    }
+    if single_use:
+        options["poolclass"] = NullPool
+    elif is_sqlite_memory(url):
+        options["poolclass"] = StaticPool
+    engine = create_async_engine(url, **options)
+    configure_engine(engine)
+    return engine
+
+
+def configure_engine(engine: AsyncEngine) -> None:
+    """Make every connection the engine hands out set up for convstore; safe to call again."""
+    if engine.dialect.name != "sqlite":
+        return
+    if engine.dialect.driver != "aiosqlite":
+        raise ConfigurationError(
+            f"SQLite engines must use the aiosqlite driver, not {engine.dialect.driver!r}: "
+            "create it from a 'sqlite+aiosqlite://' URL"
+        )
+    # At check-out rather than at connect, so that an engine handed to convstore after it opened
+    # connections gets them set up too.
+    if not event.contains(engine.sync_engine, "checkout", _set_up_sqlite):
+        event.listen(engine.sync_engine, "checkout", _set_up_sqlite)
+
+
+def _set_up_sqlite(
+    dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+) -> None:
+    if record.info.get(_SET_UP):
+        return
+    # Autocommit at the driver: convstore starts each write with BEGIN IMMEDIATE itself, so the
+    # stdlib's implicit deferred BEGIN never takes a lock that it later has to upgrade.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA journal_mode = WAL")
+    finally:
+        cursor.close()
+    record.info[_SET_UP] = True
+
+
+def describe(url: URL) -> str:
+    """The URL as it may appear in messages and logs: without its password."""
+    return url.render_as_string(hide_password=True)

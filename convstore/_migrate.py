@@ -1,0 +1,121 @@
+"""Bringing a database to the schema this convstore needs, with the bundled alembic migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from convstore.exceptions import ConfigurationError, SchemaError
+
+UPGRADE_HINT = "run `alembic upgrade head` or connect with migrate=True"
+
+
+def migrations_dir() -> Path:
+    """The alembic script directory: packaged in a wheel, or ``migrations/`` in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_migrations", here.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise ConfigurationError(
+        f"convstore's migrations are missing from {here}: reinstall convstore"
+    )
+
+
+def alembic_config() -> Config:
+    """An alembic configuration for the bundled migrations, without an ini file."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+@cache
+def head_revision() -> str:
+    """The newest revision this convstore knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise ConfigurationError("convstore's migration scripts have no head revision")
+    return head
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this convstore knows."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at, or None for a database without convstore's tables."""
+    heads = MigrationContext.configure(connection).get_current_heads()
+    if len(heads) > 1:
+        raise SchemaError(f"the database has several alembic heads {heads}; expected one")
+    return heads[0] if heads else None
+
+
+def check_revision(current: str | None, *, migrate: bool) -> bool:
+    """Whether the database needs an upgrade; raise SchemaError when it cannot be used as it is."""
+    head = head_revision()
+    if current == head:
+        return False
+    if current is not None and current not in known_revisions():
+        raise SchemaError(
+            f"the database is at revision {current!r}, which this version of convstore does "
+            f"not know (its newest is {head!r}): it was migrated by a newer convstore"
+        )
+    if not migrate:
+        found = "has no convstore tables" if current is None else f"is at revision {current!r}"
+        raise SchemaError(f"the database {found}; convstore needs revision {head!r}: {UPGRADE_HINT}")
+    return True
+
+
+async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
+    """Check the database's revision and, with `migrate`, upgrade it to the newest."""
+    async with engine.connect() as connection:
+        current = await connection.run_sync(current_revision)
+        await connection.rollback()
+        if check_revision(current, migrate=migrate):
+            await connection.run_sync(_upgrade_to_head)
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+@contextmanager
+def migration_lock(connection: Connection) -> Iterator[None]:
+    """Hold the database's write lock while migrations run, so concurrent upgrades take turns.
+
+    Alembic reads the current revision inside the lock, so a worker that waited finds the schema
+    already upgraded and does nothing. The transaction is committed on success.
+    """
+    if connection.dialect.name != "sqlite":
+        raise ConfigurationError(f"no migration lock for dialect {connection.dialect.name!r}")
+    # Batch migrations rebuild tables; foreign key enforcement would cascade-delete the rows that
+    # reference them. The pragma is a no-op inside a transaction, so it goes first.
+    connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    committed = False
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise SchemaError(f"migration left rows with broken foreign keys: {broken[:5]}")
+        connection.commit()
+        committed = True
+    finally:
+        if not committed:
+            connection.rollback()
+        connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+        connection.commit()

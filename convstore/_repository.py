@@ -1,0 +1,156 @@
+"""Storage operations shared by every backend, written with SQLAlchemy Core.
+
+A backend subclasses `Repository`, supplies its write transaction and its upsert, and implements
+the three hot paths (save, append, restore) in whatever way its driver does fastest.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.sqlite import Insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from convstore._errors import storage_errors
+from convstore._records import InterruptedSession, Interruption, Snapshot
+from convstore._schema import interruptions, sessions
+
+#: One message ready for the database: (session_id, seq, role, encoded body).
+EncodedMessage = tuple[str, int, str | None, str]
+
+
+class Repository(ABC):
+    """The database operations behind a store."""
+
+    def __init__(self, engine: AsyncEngine, database: str) -> None:
+        self.engine = engine
+        #: The database as it may appear in error messages: the URL without its password.
+        self.database = database
+
+    # -- per backend ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def save(
+        self,
+        session_id: str,
+        rows: Sequence[EncodedMessage],
+        message_count: int,
+        extra: str,
+        now: datetime,
+    ) -> None:
+        """Replace the session's conversation and extra state, ending any interruption."""
+
+    @abstractmethod
+    async def append(
+        self,
+        session_id: str,
+        bodies: Sequence[tuple[str | None, str]],
+        added: int,
+        extra: str | None,
+        max_messages: int,
+        now: datetime,
+    ) -> int:
+        """Count `added` more messages, store `bodies` (role, encoded body), the newest of them,
+        keep the newest `max_messages` rows, and return the new message count."""
+
+    @abstractmethod
+    async def restore(self, session_id: str) -> Snapshot | None:
+        """The stored snapshot, read in one consistent transaction."""
+
+    @abstractmethod
+    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection in a write transaction, committed when the block ends without error."""
+
+    @abstractmethod
+    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for reading."""
+
+    _insert: Callable[..., Insert]
+
+    # -- shared --------------------------------------------------------------------------------
+
+    async def mark_interrupted(self, session_id: str, reason: str | None, now: datetime) -> None:
+        """Mark the session interrupted, creating it if unknown, and add a history row."""
+        marker = {"interrupted_at": now, "interrupt_reason": reason}
+        upsert = self._insert(sessions).values(
+            session_id=session_id,
+            created_at=now,
+            saved_at=now,
+            message_count=0,
+            extra={},
+            **marker,
+        )
+        with storage_errors("mark_interrupted", self.database):
+            async with self._write() as conn:
+                await conn.execute(
+                    upsert.on_conflict_do_update(index_elements=["session_id"], set_=marker)
+                )
+                await conn.execute(
+                    insert(interruptions).values(
+                        session_id=session_id, interrupted_at=now, reason=reason
+                    )
+                )
+
+    async def delete(self, session_id: str, now: datetime) -> bool:
+        """Delete the session and its messages; its interruption history stays, resolved."""
+        with storage_errors("delete_snapshot", self.database):
+            async with self._write() as conn:
+                result = await conn.execute(
+                    delete(sessions).where(sessions.c.session_id == session_id)
+                )
+                await conn.execute(_resolve(session_id, now))
+        return bool(result.rowcount)
+
+    async def list_interrupted(self, limit: int | None, now: datetime) -> list[InterruptedSession]:
+        """Interrupted sessions, newest interruption first."""
+        query = (
+            select(
+                sessions.c.session_id,
+                sessions.c.message_count,
+                sessions.c.interrupted_at,
+                sessions.c.interrupt_reason,
+            )
+            .where(sessions.c.interrupted_at.is_not(None))
+            # Both columns descending, so the partial index is read backwards with no sort.
+            .order_by(sessions.c.interrupted_at.desc(), sessions.c.session_id.desc())
+            .limit(limit)
+        )
+        with storage_errors("list_interrupted_sessions", self.database):
+            async with self._read() as conn:
+                rows = (await conn.execute(query)).all()
+        return [
+            InterruptedSession(
+                session_id=session_id,
+                message_count=count,
+                interrupted_at=at,
+                age_seconds=max(0.0, (now - at).total_seconds()),
+                reason=reason,
+            )
+            for session_id, count, at, reason in rows
+        ]
+
+    async def interruptions(self, session_id: str | None, limit: int | None) -> list[Interruption]:
+        """The crash history, newest first, of one session or of all."""
+        query = select(interruptions).order_by(
+            interruptions.c.interrupted_at.desc(), interruptions.c.id.desc()
+        )
+        if session_id is not None:
+            query = query.where(interruptions.c.session_id == session_id)
+        with storage_errors("interruptions", self.database):
+            async with self._read() as conn:
+                rows = (await conn.execute(query.limit(limit))).all()
+        return [Interruption(*row) for row in rows]
+
+
+def _resolve(session_id: str, now: datetime) -> Any:
+    """The statement that ends a session's open interruptions."""
+    return (
+        update(interruptions)
+        .where(interruptions.c.session_id == session_id, interruptions.c.resolved_at.is_(None))
+        .values(resolved_at=now)
+    )

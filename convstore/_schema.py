@@ -1,0 +1,121 @@
+"""The tables, as SQLAlchemy models; the migrations in ``migrations/`` create exactly these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from convstore._types import JSONDocument, UTCDateTime
+
+SESSION_ID_MAX_LENGTH = 255
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only aliases the rowid for a column declared exactly INTEGER PRIMARY KEY.
+_BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class SessionRow(Base):
+    """One conversation: its counters, extra state and interruption marker."""
+
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(String(SESSION_ID_MAX_LENGTH), primary_key=True)
+    created_at: Mapped[datetime]
+    saved_at: Mapped[datetime]
+    message_count: Mapped[int] = mapped_column(Integer)
+    extra: Mapped[Any] = mapped_column(JSONDocument())
+    interrupted_at: Mapped[datetime | None]
+    interrupt_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # Partial: its size, and so the cost of listing interrupted sessions, grows with the
+        # interrupted sessions only.
+        Index(
+            "ix_sessions_interrupted_at",
+            "interrupted_at",
+            "session_id",
+            sqlite_where=text("interrupted_at IS NOT NULL"),
+            postgresql_where=text("interrupted_at IS NOT NULL"),
+        ),
+    )
+
+
+class MessageRow(Base):
+    """One retained message of a conversation, at its 0-based position in the whole conversation."""
+
+    __tablename__ = "messages"
+
+    session_id: Mapped[str] = mapped_column(
+        String(SESSION_ID_MAX_LENGTH),
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[Any] = mapped_column(JSONDocument())
+
+
+class InterruptionRow(Base):
+    """One `mark_interrupted` call; kept after its session is deleted."""
+
+    __tablename__ = "interruptions"
+
+    id: Mapped[int] = mapped_column(_BigIntId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(SESSION_ID_MAX_LENGTH), index=True)
+    interrupted_at: Mapped[datetime] = mapped_column(index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+
+
+class RetryEventRow(Base):
+    """One attempt of a call made through the retry executor."""
+
+    __tablename__ = "retry_events"
+
+    id: Mapped[int] = mapped_column(_BigIntId, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[str | None] = mapped_column(String(SESSION_ID_MAX_LENGTH))
+    operation: Mapped[str] = mapped_column(String(255))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(32))
+    error_type: Mapped[str | None] = mapped_column(String(32))
+    error_class: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    delay_s: Mapped[float | None] = mapped_column(Float)
+    retry_after_s: Mapped[float | None] = mapped_column(Float)
+    elapsed_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+    __table_args__ = (Index("ix_retry_events_operation_created_at", "operation", "created_at"),)
+
+
+sessions = Base.metadata.tables["sessions"]
+messages = Base.metadata.tables["messages"]
+interruptions = Base.metadata.tables["interruptions"]
+retry_events = Base.metadata.tables["retry_events"]

@@ -1,0 +1,218 @@
+"""The SQLite backend: hot paths run as one function on aiosqlite's connection thread.
+
+aiosqlite runs every call on a thread of its own, and each hop to that thread and back costs
+about as much as a whole small statement. A save written statement by statement makes six such
+hops; submitted as one function that runs the whole transaction, it makes one. The functions
+below are plain `sqlite3` code and run there; the rest of the module is the asyncio side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, nullcontext
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.util import greenlet_spawn
+
+from convstore import _codec
+from convstore._errors import storage_errors
+from convstore._records import Snapshot
+from convstore._repository import EncodedMessage, Repository
+from convstore._types import from_sqlite_text, to_sqlite_text
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_UPSERT_FOR_SAVE = """
+INSERT INTO sessions (session_id, created_at, saved_at, message_count, extra)
+VALUES (?1, ?2, ?2, ?3, ?4)
+ON CONFLICT (session_id) DO UPDATE SET
+    saved_at = excluded.saved_at, message_count = excluded.message_count, extra = excluded.extra,
+    interrupted_at = NULL, interrupt_reason = NULL
+"""
+_UPSERT_FOR_APPEND = """
+INSERT INTO sessions (session_id, created_at, saved_at, message_count, extra)
+VALUES (?1, ?2, ?2, ?3, coalesce(?4, '{}'))
+ON CONFLICT (session_id) DO UPDATE SET
+    saved_at = excluded.saved_at,
+    message_count = sessions.message_count + excluded.message_count,
+    extra = coalesce(?4, sessions.extra),
+    interrupted_at = NULL, interrupt_reason = NULL
+RETURNING message_count
+"""
+_DELETE_MESSAGES = "DELETE FROM messages WHERE session_id = ?"
+_TRIM_MESSAGES = "DELETE FROM messages WHERE session_id = ? AND seq < ?"
+_INSERT_MESSAGE = "INSERT INTO messages (session_id, seq, role, body) VALUES (?, ?, ?, ?)"
+_RESOLVE = "UPDATE interruptions SET resolved_at = ? WHERE session_id = ? AND resolved_at IS NULL"
+_SELECT_SESSION = """
+SELECT message_count, saved_at, extra, interrupted_at, interrupt_reason
+FROM sessions WHERE session_id = ?
+"""
+_SELECT_BODIES = "SELECT body FROM messages WHERE session_id = ? ORDER BY seq"
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, cancelled: threading.Event, begin: str) -> Iterator[None]:
+    """One transaction, committed only if the block succeeds and its caller still waits for it."""
+    conn.execute(begin)
+    try:
+        yield
+        # A caller cancelled while its function waited in the thread's queue, or ran, must find
+        # the database as it was: roll back instead of committing work nobody waits for.
+        if not cancelled.is_set():
+            conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
+def _save(
+    conn: sqlite3.Connection,
+    cancelled: threading.Event,
+    session_id: str,
+    rows: Sequence[EncodedMessage],
+    message_count: int,
+    extra: str,
+    now: str,
+) -> None:
+    with _transaction(conn, cancelled, "BEGIN IMMEDIATE"):
+        conn.execute(_UPSERT_FOR_SAVE, (session_id, now, message_count, extra))
+        conn.execute(_DELETE_MESSAGES, (session_id,))
+        conn.executemany(_INSERT_MESSAGE, rows)
+        conn.execute(_RESOLVE, (now, session_id))
+
+
+def _append(
+    conn: sqlite3.Connection,
+    cancelled: threading.Event,
+    session_id: str,
+    bodies: Sequence[tuple[str | None, str]],
+    added: int,
+    extra: str | None,
+    max_messages: int,
+    now: str,
+) -> int:
+    with _transaction(conn, cancelled, "BEGIN IMMEDIATE"):
+        ((count,),) = conn.execute(_UPSERT_FOR_APPEND, (session_id, now, added, extra)).fetchall()
+        first = count - len(bodies)
+        conn.executemany(
+            _INSERT_MESSAGE,
+            [(session_id, first + i, role, body) for i, (role, body) in enumerate(bodies)],
+        )
+        if count > max_messages:
+            conn.execute(_TRIM_MESSAGES, (session_id, count - max_messages))
+        conn.execute(_RESOLVE, (now, session_id))
+    return int(count)
+
+
+def _restore(
+    conn: sqlite3.Connection, cancelled: threading.Event, session_id: str
+) -> tuple[tuple[Any, ...], list[str]] | None:
+    # A read transaction, so the session row and its messages come from the same commit.
+    with _transaction(conn, cancelled, "BEGIN"):
+        row = conn.execute(_SELECT_SESSION, (session_id,)).fetchone()
+        if row is None:
+            return None
+        return row, [body for (body,) in conn.execute(_SELECT_BODIES, (session_id,))]
+
+
+class SQLiteRepository(Repository):
+    """SQLite through aiosqlite: WAL, one writer at a time per process, readers in parallel."""
+
+    _insert = staticmethod(sqlite_insert)
+
+    def __init__(self, engine: AsyncEngine, database: str) -> None:
+        super().__init__(engine, database)
+        # Writers in one process take turns here rather than in SQLite's busy handler, which
+        # polls with sleeps of up to 100 ms; other processes still wait in the busy handler.
+        self._write_lock = asyncio.Lock()
+        # An in-memory database lives in one shared connection, so readers take turns too.
+        shared = isinstance(engine.pool, StaticPool)
+        self._read_lock: Any = self._write_lock if shared else nullcontext()
+
+    async def _run(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, threading.Event, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `fn` on a pooled connection's thread, as one round trip."""
+        raw = await self.engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            cancelled = threading.Event()
+            try:
+                # aiosqlite has no public way to run a function on its thread; `_execute` and
+                # `_conn` have kept their shape since aiosqlite 0.17 and a test guards them.
+                return await driver._execute(fn, driver._conn, cancelled, *args, **kwargs)  # type: ignore[no-any-return]
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+        finally:
+            await greenlet_spawn(raw.close)
+
+    async def save(
+        self,
+        session_id: str,
+        rows: Sequence[EncodedMessage],
+        message_count: int,
+        extra: str,
+        now: datetime,
+    ) -> None:
+        with storage_errors("save_snapshot", self.database):
+            async with self._write_lock:
+                await self._run(
+                    _save, session_id, rows, message_count, extra, to_sqlite_text(now)
+                )
+
+    async def append(
+        self,
+        session_id: str,
+        bodies: Sequence[tuple[str | None, str]],
+        added: int,
+        extra: str | None,
+        max_messages: int,
+        now: datetime,
+    ) -> int:
+        with storage_errors("append_messages", self.database):
+            async with self._write_lock:
+                return await self._run(
+                    _append, session_id, bodies, added, extra, max_messages, to_sqlite_text(now)
+                )
+
+    async def restore(self, session_id: str) -> Snapshot | None:
+        with storage_errors("restore_snapshot", self.database):
+            async with self._read_lock:
+                found = await self._run(_restore, session_id)
+        if found is None:
+            return None
+        (count, saved_at, extra, interrupted_at, reason), bodies = found
+        return Snapshot(
+            session_id=session_id,
+            # One decode of the whole conversation instead of one per message.
+            messages=_codec.decode("[" + ",".join(bodies) + "]"),
+            message_count=count,
+            saved_at=from_sqlite_text(saved_at),
+            extra=_codec.decode(extra),
+            interrupted_at=None if interrupted_at is None else from_sqlite_text(interrupted_at),
+            interrupt_reason=reason,
+        )
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._write_lock, self.engine.connect() as conn:
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+            await conn.commit()
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._read_lock, self.engine.connect() as conn:
+            yield conn

@@ -1,0 +1,208 @@
+"""The store: validated, typed access to snapshots and crash history on one database."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from convstore import _codec, _validate
+from convstore._engine import (
+    check_sqlite_path,
+    configure_engine,
+    create_engine,
+    describe,
+    resolve_url,
+)
+from convstore._errors import storage_errors
+from convstore._migrate import ensure_schema
+from convstore._records import InterruptedSession, Interruption, Snapshot
+from convstore._repository import EncodedMessage, Repository
+from convstore._sqlite import SQLiteRepository
+from convstore._types import utcnow
+
+DEFAULT_MAX_MESSAGES = 100
+
+
+class Store:
+    """Snapshots, interruption markers and crash history of conversations, in one database.
+
+    Open one with `convstore.connect`. A store is safe to share between the tasks of one event
+    loop; each operation is one short transaction.
+    """
+
+    def __init__(self, repository: Repository, *, max_messages: int, owns_engine: bool) -> None:
+        self._repository = repository
+        self._max_messages = max_messages
+        self._owns_engine = owns_engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine the store runs on."""
+        return self._repository.engine
+
+    @property
+    def max_messages(self) -> int:
+        """How many of a conversation's newest messages are kept."""
+        return self._max_messages
+
+    async def save_snapshot(
+        self,
+        session_id: str,
+        messages: Sequence[Any],
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Replace the session's stored conversation and extra state, ending any interruption.
+
+        The newest `max_messages` messages are kept; the snapshot replaces the previous one
+        entirely or, if the save fails or is cancelled, not at all.
+        """
+        session_id = _validate.session_id(session_id)
+        messages = _validate.messages(messages)
+        encoded_extra = _codec.encode(dict(_validate.extra(extra)))
+        kept = messages[len(messages) - min(len(messages), self._max_messages) :]
+        first = len(messages) - len(kept)
+        rows: list[EncodedMessage] = [
+            (session_id, first + i, _role(message), _codec.encode(message))
+            for i, message in enumerate(kept)
+        ]
+        await self._repository.save(session_id, rows, len(messages), encoded_extra, utcnow())
+
+    async def append_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Any],
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append to the session's conversation (creating it if needed); the new message count.
+
+        Ends any interruption. `extra`, when given, replaces the stored extra state. The cost does
+        not grow with the length of the conversation.
+        """
+        session_id = _validate.session_id(session_id)
+        messages = _validate.messages(messages)
+        encoded_extra = None if extra is None else _codec.encode(dict(_validate.extra(extra)))
+        kept = messages[len(messages) - min(len(messages), self._max_messages) :]
+        bodies = [(_role(message), _codec.encode(message)) for message in kept]
+        return await self._repository.append(
+            session_id, bodies, len(messages), encoded_extra, self._max_messages, utcnow()
+        )
+
+    async def restore_snapshot(self, session_id: str) -> Snapshot | None:
+        """The session's stored conversation and state, or None if there is none."""
+        return await self._repository.restore(_validate.session_id(session_id))
+
+    async def mark_interrupted(self, session_id: str, reason: str | None = None) -> None:
+        """Mark the session interrupted (creating it, empty, if unknown) and record it in history.
+
+        The marker stays until the session is next saved, appended to or deleted.
+        """
+        await self._repository.mark_interrupted(
+            _validate.session_id(session_id), _validate.reason(reason), utcnow()
+        )
+
+    async def list_interrupted_sessions(self, limit: int | None = None) -> list[InterruptedSession]:
+        """The sessions marked interrupted, newest interruption first."""
+        return await self._repository.list_interrupted(_validate.limit(limit), utcnow())
+
+    async def interruptions(
+        self, session_id: str | None = None, *, limit: int | None = None
+    ) -> list[Interruption]:
+        """The crash history, newest first: every `mark_interrupted`, of one session or all."""
+        if session_id is not None:
+            session_id = _validate.session_id(session_id)
+        return await self._repository.interruptions(session_id, _validate.limit(limit))
+
+    async def delete_snapshot(self, session_id: str) -> bool:
+        """Delete the session and its messages; whether it existed. Its crash history stays."""
+        return await self._repository.delete(_validate.session_id(session_id), utcnow())
+
+    async def close(self) -> None:
+        """Close the store's connections, unless its engine was handed to `connect`."""
+        if self._owns_engine:
+            await self._repository.engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _role(message: Any) -> str | None:
+    """The message's role, for SQL queries, when it has a storable string one."""
+    if isinstance(message, Mapping):
+        role = message.get("role")
+        if isinstance(role, str) and _validate.storable_text(role):
+            return role
+    return None
+
+
+class _Connecting:
+    """What `connect` returns: await it, or use it as ``async with``."""
+
+    def __init__(self, url: str | URL | AsyncEngine, max_messages: int, migrate: bool) -> None:
+        self._url = url
+        self._max_messages = _validate.max_messages(max_messages)
+        self._migrate = migrate
+        self._store: Store | None = None
+
+    def __await__(self) -> Generator[Any, None, Store]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Store:
+        self._store = await self._open()
+        return self._store
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+    async def _open(self) -> Store:
+        if isinstance(self._url, AsyncEngine):
+            engine, owns_engine = self._url, False
+            configure_engine(engine)
+        else:
+            url = resolve_url(self._url)
+            check_sqlite_path(url)
+            engine, owns_engine = create_engine(url), True
+        database = describe(engine.url)
+        ready = False
+        try:
+            with storage_errors("connect", database):
+                await ensure_schema(engine, migrate=self._migrate)
+            ready = True
+        finally:
+            if owns_engine and not ready:
+                await engine.dispose()
+        repository = SQLiteRepository(engine, database)
+        return Store(repository, max_messages=self._max_messages, owns_engine=owns_engine)
+
+
+def connect(
+    url: str | URL | AsyncEngine,
+    *,
+    max_messages: int = DEFAULT_MAX_MESSAGES,
+    migrate: bool = True,
+) -> _Connecting:
+    """Open a store on a database URL or engine; await the result or use it with ``async with``.
+
+    `url` is ``sqlite:///path.db`` (aiosqlite is used), ``sqlite+aiosqlite:///path.db`` or an
+    `AsyncEngine`, which the store uses but does not dispose of. With `migrate`, an empty or older
+    database is upgraded to the newest schema; without, such a database raises `SchemaError`.
+    """
+    return _Connecting(url, max_messages, migrate)

@@ -1,0 +1,63 @@
+"""Column types that behave the same on every backend: UTC datetimes and JSON documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Dialect, Text
+from sqlalchemy.types import TypeDecorator
+
+from convstore import _codec
+
+# How SQLAlchemy's SQLite dialect writes a DATETIME; the raw SQLite statements write the same text
+# so that rows written either way sort and compare alike.
+SQLITE_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def to_sqlite_text(value: datetime) -> str:
+    """The text SQLite stores for an aware datetime: naive UTC, microsecond precision."""
+    return value.astimezone(UTC).strftime(SQLITE_DATETIME_FORMAT)
+
+
+def from_sqlite_text(value: str) -> datetime:
+    """An aware UTC datetime from the text `to_sqlite_text` wrote."""
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is timezone-aware UTC when read back, even on SQLite, which forgets zones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: convstore stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class JSONDocument(TypeDecorator[Any]):
+    """A JSON value encoded by convstore's codec, stored as TEXT on SQLite."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else _codec.encode(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else _codec.decode(value)
