@@ -25,9 +25,7 @@ def migrations_dir() -> Path:
     for candidate in (here / "_migrations", here.parent / "migrations"):
         if (candidate / "env.py").is_file():
             return candidate
-    raise ConfigurationError(
-        f"convstore's migrations are missing from {here}: reinstall convstore"
-    )
+    raise ConfigurationError(f"convstore's migrations are missing from {here}: reinstall convstore")
 
 
 def alembic_config() -> Config:
@@ -74,7 +72,9 @@ def check_revision(current: str | None, *, migrate: bool) -> bool:
         )
     if not migrate:
         found = "has no convstore tables" if current is None else f"is at revision {current!r}"
-        raise SchemaError(f"the database {found}; convstore needs revision {head!r}: {UPGRADE_HINT}")
+        raise SchemaError(
+            f"the database {found}; convstore needs revision {head!r}: {UPGRADE_HINT}"
+        )
     return True
 
 

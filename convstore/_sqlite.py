@@ -14,7 +14,9 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+import aiosqlite
 
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -59,7 +61,9 @@ _SELECT_BODIES = "SELECT body FROM messages WHERE session_id = ? ORDER BY seq"
 
 
 @contextmanager
-def _transaction(conn: sqlite3.Connection, cancelled: threading.Event, begin: str) -> Iterator[None]:
+def _transaction(
+    conn: sqlite3.Connection, cancelled: threading.Event, begin: str
+) -> Iterator[None]:
     """One transaction, committed only if the block succeeds and its caller still waits for it."""
     conn.execute(begin)
     try:
@@ -146,12 +150,12 @@ class SQLiteRepository(Repository):
         """Run `fn` on a pooled connection's thread, as one round trip."""
         raw = await self.engine.raw_connection()
         try:
-            driver = raw.driver_connection
+            driver = cast(aiosqlite.Connection, raw.driver_connection)
             cancelled = threading.Event()
             try:
                 # aiosqlite has no public way to run a function on its thread; `_execute` and
                 # `_conn` have kept their shape since aiosqlite 0.17 and a test guards them.
-                return await driver._execute(fn, driver._conn, cancelled, *args, **kwargs)  # type: ignore[no-any-return]
+                return await driver._execute(fn, driver._conn, cancelled, *args, **kwargs)  # type: ignore[no-untyped-call,no-any-return]
             except asyncio.CancelledError:
                 cancelled.set()
                 raise
@@ -168,9 +172,7 @@ class SQLiteRepository(Repository):
     ) -> None:
         with storage_errors("save_snapshot", self.database):
             async with self._write_lock:
-                await self._run(
-                    _save, session_id, rows, message_count, extra, to_sqlite_text(now)
-                )
+                await self._run(_save, session_id, rows, message_count, extra, to_sqlite_text(now))
 
     async def append(
         self,

@@ -31,7 +31,7 @@ def from_sqlite_text(value: str) -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp that is timezone-aware UTC when read back, even on SQLite, which forgets zones."""
+    """A timestamp that reads back timezone-aware UTC, even on SQLite, which forgets zones."""
 
     impl = DateTime(timezone=True)
     cache_ok = True

@@ -7,7 +7,7 @@ The tree::
     ├── SchemaError             the database is not at the revision this convstore needs
     ├── InvalidArgument         bad input; also a ValueError; nothing stored was changed
     │   └── InvalidSessionId    a session id that is not a non-empty str of at most 255 characters
-    └── StorageError            the database failed: locked too long, unreachable, corrupt, read-only
+    └── StorageError            the database failed: locked, unreachable, corrupt, read-only
 
 Driver and SQLAlchemy errors are translated into `StorageError` at the repository boundary, with
 the original exception kept as ``__cause__``.

@@ -1,6 +1,6 @@
 """Alembic environment for convstore, started from alembic's async template.
 
-The database URL comes from ``-x url=...``, else the ``CONVSTORE_DATABASE_URL`` environment variable.
+The database URL comes from ``-x url=...``, else the ``CONVSTORE_DATABASE_URL`` variable.
 A caller that already holds a connection passes it as ``config.attributes["connection"]``.
 """
 

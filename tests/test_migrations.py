@@ -1,0 +1,128 @@
+"""The bundled migrations: programmatic upgrades, the alembic command line and drift."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import Connection
+
+import convstore
+from convstore._migrate import alembic_config, head_revision
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the alembic command line from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def tables(path: Path) -> set[str]:
+    """The names of the tables in a SQLite file."""
+    with sqlite3.connect(path) as db:
+        return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def test_alembic_upgrade_downgrade_upgrade_and_check(tmp_path: Path) -> None:
+    """`alembic upgrade head`, `downgrade base`, `upgrade head` and `check` work from the root."""
+    path = tmp_path / "cli.db"
+    url = f"sqlite:///{path}"
+    for args in (["upgrade", "head"], ["check"], ["downgrade", "base"]):
+        result = alembic("-x", f"url={url}", *args)
+        assert result.returncode == 0, result.stderr
+    assert tables(path) == {"alembic_version"}
+    result = alembic("upgrade", "head", env={"CONVSTORE_DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert tables(path) >= {"sessions", "messages", "interruptions", "retry_events"}
+    result = alembic("current", env={"CONVSTORE_DATABASE_URL": url})
+    assert head_revision() in result.stdout
+
+
+def test_alembic_without_a_url_says_how_to_give_one() -> None:
+    """Running alembic with no URL fails naming the two ways to pass one."""
+    env = {k: v for k, v in os.environ.items() if k != "CONVSTORE_DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "current"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "-x url=" in result.stderr
+    assert "CONVSTORE_DATABASE_URL" in result.stderr
+
+
+async def test_models_and_migrations_do_not_drift(store: convstore.Store) -> None:
+    """Autogenerate finds nothing to change between the models and the migrated database."""
+
+    def check(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.check(config)
+
+    async with store.engine.connect() as conn:
+        await conn.run_sync(check)
+
+
+async def test_downgrade_and_upgrade_again_programmatically(store: convstore.Store) -> None:
+    """The schema survives a downgrade to base and an upgrade back to head."""
+
+    def run(connection: Connection, action: str, target: str) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        getattr(command, action)(config, target)
+
+    async with store.engine.connect() as conn:
+        await conn.run_sync(run, "downgrade", "base")
+    with pytest.raises(convstore.SchemaError, match="has no convstore tables"):
+        await convstore.connect(store.engine, migrate=False)
+    async with store.engine.connect() as conn:
+        await conn.run_sync(run, "upgrade", "head")
+    async with convstore.connect(store.engine, migrate=False) as again:
+        await again.save_snapshot("s1", [{"role": "user", "content": "back"}])
+        assert await again.restore_snapshot("s1") is not None
+
+
+async def test_connect_migrates_an_empty_database(database_url: str) -> None:
+    """`connect` brings an empty database to the newest revision by default."""
+    async with convstore.connect(database_url) as store, store.engine.connect() as conn:
+        version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
+    assert version == head_revision()
+
+
+async def test_connect_without_migrate_refuses_an_empty_database(database_url: str) -> None:
+    """With migrate=False an empty database raises SchemaError naming the command that fixes it."""
+    with pytest.raises(convstore.SchemaError, match="alembic upgrade head"):
+        await convstore.connect(database_url, migrate=False)
+
+
+async def test_connect_without_migrate_accepts_a_current_database(database_url: str) -> None:
+    """With migrate=False a database at the newest revision opens normally."""
+    async with convstore.connect(database_url):
+        pass
+    async with convstore.connect(database_url, migrate=False) as store:
+        await store.mark_interrupted("s1")
+        assert len(await store.list_interrupted_sessions()) == 1
+
+
+async def test_a_database_from_a_newer_convstore_is_refused(database_url: str) -> None:
+    """A revision this convstore does not know raises SchemaError even with migrate=True."""
+    async with convstore.connect(database_url) as store, store.engine.begin() as conn:
+        await conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'from_the_future'")
+    with pytest.raises(convstore.SchemaError, match="newer convstore"):
+        await convstore.connect(database_url)
