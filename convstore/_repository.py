@@ -7,7 +7,7 @@ the three hot paths (save, append, restore) in whatever way its driver does fast
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
@@ -16,12 +16,31 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.sqlite import Insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from convstore import _codec
 from convstore._errors import storage_errors
 from convstore._records import InterruptedSession, Interruption, Snapshot
 from convstore._schema import interruptions, sessions
+from convstore._validate import storable_text
 
 #: One message ready for the database: (session_id, seq, role, encoded body).
 EncodedMessage = tuple[str, int, str | None, str]
+
+
+def encode_messages(session_id: str, messages: Sequence[Any], first: int) -> list[EncodedMessage]:
+    """Rows for `messages`, the first of them at position `first` of the conversation."""
+    return [
+        (session_id, first + i, role_of(message), _codec.encode(message))
+        for i, message in enumerate(messages)
+    ]
+
+
+def role_of(message: Any) -> str | None:
+    """The message's role, for SQL queries, when it has a storable string one."""
+    if isinstance(message, Mapping):
+        role = message.get("role")
+        if isinstance(role, str) and storable_text(role):
+            return role
+    return None
 
 
 class Repository(ABC):
@@ -38,25 +57,26 @@ class Repository(ABC):
     async def save(
         self,
         session_id: str,
-        rows: Sequence[EncodedMessage],
+        kept: Sequence[Any],
         message_count: int,
-        extra: str,
+        extra: Mapping[str, Any],
         now: datetime,
     ) -> None:
-        """Replace the session's conversation and extra state, ending any interruption."""
+        """Replace the session's conversation, of which `kept` are the newest messages, and its
+        extra state, ending any interruption."""
 
     @abstractmethod
     async def append(
         self,
         session_id: str,
-        bodies: Sequence[tuple[str | None, str]],
+        kept: Sequence[Any],
         added: int,
-        extra: str | None,
+        extra: Mapping[str, Any] | None,
         max_messages: int,
         now: datetime,
     ) -> int:
-        """Count `added` more messages, store `bodies` (role, encoded body), the newest of them,
-        keep the newest `max_messages` rows, and return the new message count."""
+        """Count `added` more messages, store `kept`, the newest of them, keep the newest
+        `max_messages` rows, and return the new message count."""
 
     @abstractmethod
     async def restore(self, session_id: str) -> Snapshot | None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import aiosqlite
-
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
@@ -26,7 +25,7 @@ from sqlalchemy.util import greenlet_spawn
 from convstore import _codec
 from convstore._errors import storage_errors
 from convstore._records import Snapshot
-from convstore._repository import EncodedMessage, Repository
+from convstore._repository import Repository, encode_messages
 from convstore._types import from_sqlite_text, to_sqlite_text
 
 P = ParamSpec("P")
@@ -81,13 +80,15 @@ def _save(
     conn: sqlite3.Connection,
     cancelled: threading.Event,
     session_id: str,
-    rows: Sequence[EncodedMessage],
+    kept: Sequence[Any],
     message_count: int,
-    extra: str,
+    extra: Mapping[str, Any],
     now: str,
 ) -> None:
+    rows = encode_messages(session_id, kept, message_count - len(kept))
+    encoded_extra = _codec.encode(extra)
     with _transaction(conn, cancelled, "BEGIN IMMEDIATE"):
-        conn.execute(_UPSERT_FOR_SAVE, (session_id, now, message_count, extra))
+        conn.execute(_UPSERT_FOR_SAVE, (session_id, now, message_count, encoded_extra))
         conn.execute(_DELETE_MESSAGES, (session_id,))
         conn.executemany(_INSERT_MESSAGE, rows)
         conn.execute(_RESOLVE, (now, session_id))
@@ -97,18 +98,22 @@ def _append(
     conn: sqlite3.Connection,
     cancelled: threading.Event,
     session_id: str,
-    bodies: Sequence[tuple[str | None, str]],
+    kept: Sequence[Any],
     added: int,
-    extra: str | None,
+    extra: Mapping[str, Any] | None,
     max_messages: int,
     now: str,
 ) -> int:
+    # Encoded with seq 0 onwards; the real positions are known once the count is read.
+    rows = encode_messages(session_id, kept, 0)
+    encoded_extra = None if extra is None else _codec.encode(extra)
     with _transaction(conn, cancelled, "BEGIN IMMEDIATE"):
-        ((count,),) = conn.execute(_UPSERT_FOR_APPEND, (session_id, now, added, extra)).fetchall()
-        first = count - len(bodies)
+        ((count,),) = conn.execute(
+            _UPSERT_FOR_APPEND, (session_id, now, added, encoded_extra)
+        ).fetchall()
+        first = count - len(rows)
         conn.executemany(
-            _INSERT_MESSAGE,
-            [(session_id, first + i, role, body) for i, (role, body) in enumerate(bodies)],
+            _INSERT_MESSAGE, [(sid, first + seq, role, body) for sid, seq, role, body in rows]
         )
         if count > max_messages:
             conn.execute(_TRIM_MESSAGES, (session_id, count - max_messages))
@@ -118,13 +123,24 @@ def _append(
 
 def _restore(
     conn: sqlite3.Connection, cancelled: threading.Event, session_id: str
-) -> tuple[tuple[Any, ...], list[str]] | None:
+) -> Snapshot | None:
     # A read transaction, so the session row and its messages come from the same commit.
     with _transaction(conn, cancelled, "BEGIN"):
         row = conn.execute(_SELECT_SESSION, (session_id,)).fetchone()
         if row is None:
             return None
-        return row, [body for (body,) in conn.execute(_SELECT_BODIES, (session_id,))]
+        bodies = [body for (body,) in conn.execute(_SELECT_BODIES, (session_id,))]
+    count, saved_at, extra, interrupted_at, reason = row
+    return Snapshot(
+        session_id=session_id,
+        # One decode of the whole conversation instead of one per message.
+        messages=_codec.decode("[" + ",".join(bodies) + "]"),
+        message_count=count,
+        saved_at=from_sqlite_text(saved_at),
+        extra=_codec.decode(extra),
+        interrupted_at=None if interrupted_at is None else from_sqlite_text(interrupted_at),
+        interrupt_reason=reason,
+    )
 
 
 class SQLiteRepository(Repository):
@@ -165,47 +181,34 @@ class SQLiteRepository(Repository):
     async def save(
         self,
         session_id: str,
-        rows: Sequence[EncodedMessage],
+        kept: Sequence[Any],
         message_count: int,
-        extra: str,
+        extra: Mapping[str, Any],
         now: datetime,
     ) -> None:
         with storage_errors("save_snapshot", self.database):
             async with self._write_lock:
-                await self._run(_save, session_id, rows, message_count, extra, to_sqlite_text(now))
+                await self._run(_save, session_id, kept, message_count, extra, to_sqlite_text(now))
 
     async def append(
         self,
         session_id: str,
-        bodies: Sequence[tuple[str | None, str]],
+        kept: Sequence[Any],
         added: int,
-        extra: str | None,
+        extra: Mapping[str, Any] | None,
         max_messages: int,
         now: datetime,
     ) -> int:
         with storage_errors("append_messages", self.database):
             async with self._write_lock:
                 return await self._run(
-                    _append, session_id, bodies, added, extra, max_messages, to_sqlite_text(now)
+                    _append, session_id, kept, added, extra, max_messages, to_sqlite_text(now)
                 )
 
     async def restore(self, session_id: str) -> Snapshot | None:
         with storage_errors("restore_snapshot", self.database):
             async with self._read_lock:
-                found = await self._run(_restore, session_id)
-        if found is None:
-            return None
-        (count, saved_at, extra, interrupted_at, reason), bodies = found
-        return Snapshot(
-            session_id=session_id,
-            # One decode of the whole conversation instead of one per message.
-            messages=_codec.decode("[" + ",".join(bodies) + "]"),
-            message_count=count,
-            saved_at=from_sqlite_text(saved_at),
-            extra=_codec.decode(extra),
-            interrupted_at=None if interrupted_at is None else from_sqlite_text(interrupted_at),
-            interrupt_reason=reason,
-        )
+                return await self._run(_restore, session_id)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:

@@ -9,7 +9,7 @@ from typing import Any, Self
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from convstore import _codec, _validate
+from convstore import _validate
 from convstore._engine import (
     check_sqlite_path,
     configure_engine,
@@ -20,7 +20,7 @@ from convstore._engine import (
 from convstore._errors import storage_errors
 from convstore._migrate import ensure_schema
 from convstore._records import InterruptedSession, Interruption, Snapshot
-from convstore._repository import EncodedMessage, Repository
+from convstore._repository import Repository
 from convstore._sqlite import SQLiteRepository
 from convstore._types import utcnow
 
@@ -62,14 +62,13 @@ class Store:
         """
         session_id = _validate.session_id(session_id)
         messages = _validate.messages(messages)
-        encoded_extra = _codec.encode(dict(_validate.extra(extra)))
-        kept = messages[len(messages) - min(len(messages), self._max_messages) :]
-        first = len(messages) - len(kept)
-        rows: list[EncodedMessage] = [
-            (session_id, first + i, _role(message), _codec.encode(message))
-            for i, message in enumerate(kept)
-        ]
-        await self._repository.save(session_id, rows, len(messages), encoded_extra, utcnow())
+        await self._repository.save(
+            session_id,
+            _newest(messages, self._max_messages),
+            len(messages),
+            _validate.extra(extra),
+            utcnow(),
+        )
 
     async def append_messages(
         self,
@@ -85,11 +84,13 @@ class Store:
         """
         session_id = _validate.session_id(session_id)
         messages = _validate.messages(messages)
-        encoded_extra = None if extra is None else _codec.encode(dict(_validate.extra(extra)))
-        kept = messages[len(messages) - min(len(messages), self._max_messages) :]
-        bodies = [(_role(message), _codec.encode(message)) for message in kept]
         return await self._repository.append(
-            session_id, bodies, len(messages), encoded_extra, self._max_messages, utcnow()
+            session_id,
+            _newest(messages, self._max_messages),
+            len(messages),
+            None if extra is None else _validate.extra(extra),
+            self._max_messages,
+            utcnow(),
         )
 
     async def restore_snapshot(self, session_id: str) -> Snapshot | None:
@@ -138,13 +139,9 @@ class Store:
         await self.close()
 
 
-def _role(message: Any) -> str | None:
-    """The message's role, for SQL queries, when it has a storable string one."""
-    if isinstance(message, Mapping):
-        role = message.get("role")
-        if isinstance(role, str) and _validate.storable_text(role):
-            return role
-    return None
+def _newest(messages: Sequence[Any], max_messages: int) -> list[Any]:
+    """A copy of the newest `max_messages` messages, safe from the caller's later changes."""
+    return list(messages[len(messages) - min(len(messages), max_messages) :])
 
 
 class _Connecting:

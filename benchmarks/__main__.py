@@ -1,0 +1,280 @@
+"""Measure convstore on SQLite against the stdlib-sqlite3 lower bound, and print the ratios.
+
+python -m benchmarks            # the full workloads, about a minute
+python -m benchmarks --quick    # a tenth of the work, to try it out
+python -m benchmarks --check    # exit 1 when a target is missed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import convstore
+from benchmarks._data import conversation
+from benchmarks._lower_bound import LowerBound
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure, its baseline, and the target it is held to."""
+
+    workload: str
+    measure: str
+    convstore: float
+    baseline: float
+    target: str
+    limit: float
+    higher_is_better: bool = False
+
+    @property
+    def ratio(self) -> float:
+        return self.convstore / self.baseline
+
+    @property
+    def ok(self) -> bool:
+        return self.ratio >= self.limit if self.higher_is_better else self.ratio <= self.limit
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+async def timed(call: Callable[[], Awaitable[Any]]) -> float:
+    start = time.perf_counter()
+    await call()
+    return time.perf_counter() - start
+
+
+def timed_sync(call: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+async def open_pair(directory: Path, name: str) -> tuple[convstore.Store, LowerBound]:
+    """A convstore store and a lower bound, each on its own freshly migrated file."""
+    lower_path = directory / f"{name}-lower.db"
+    async with convstore.connect(f"sqlite:///{lower_path}"):
+        pass  # the same tables, created by the same migrations
+    store = await convstore.connect(f"sqlite:///{directory / f'{name}-convstore.db'}")
+    return store, LowerBound(lower_path)
+
+
+async def w1_w3(directory: Path, scale: float) -> list[Figure]:
+    """W1: full saves of 100-message conversations; W3: random restores of them."""
+    store, lower = await open_pair(directory, "w1")
+    conversations = [conversation(seed) for seed in range(50)]
+    sessions = int(500 * scale)
+    ours: list[float] = []
+    theirs: list[float] = []
+    for i in range(sessions):
+        sid, messages, extra = f"w1-{i}", conversations[i % 50], {"model": "bench", "i": i}
+        # Alternate who goes first, so that neither always meets a warmer cache.
+        if i % 2:
+            theirs.append(timed_sync(lambda: lower.save(sid, messages, extra)))
+            ours.append(await timed(lambda: store.save_snapshot(sid, messages, extra)))
+        else:
+            ours.append(await timed(lambda: store.save_snapshot(sid, messages, extra)))
+            theirs.append(timed_sync(lambda: lower.save(sid, messages, extra)))
+    w1 = Figure(
+        "W1", "save, 100 messages (median ms)", median_ms(ours), median_ms(theirs), "<= 1.0x", 1.0
+    )
+
+    rng = random.Random(3)
+    ours, theirs = [], []
+    for i in range(int(2000 * scale)):
+        sid = f"w1-{rng.randrange(sessions)}"
+        if i % 2:
+            theirs.append(timed_sync(lambda: lower.restore(sid)))
+            ours.append(await timed(lambda: store.restore_snapshot(sid)))
+        else:
+            ours.append(await timed(lambda: store.restore_snapshot(sid)))
+            theirs.append(timed_sync(lambda: lower.restore(sid)))
+    w3 = Figure(
+        "W3",
+        "restore, 100 messages (median ms)",
+        median_ms(ours),
+        median_ms(theirs),
+        "<= 1.0x",
+        1.0,
+    )
+    await store.close()
+    lower.close()
+    return [w1, w3]
+
+
+async def w2(directory: Path, scale: float) -> list[Figure]:
+    """W2: 20 conversations growing from 1 to 200 messages, one append per turn."""
+    store, lower = await open_pair(directory, "w2")
+    turns = 200
+    count = max(2, int(20 * scale))
+    sources = [conversation(1000 + c, turns) for c in range(count)]
+    ours: list[list[float]] = [[] for _ in range(turns)]
+    theirs: list[float] = []
+    for turn in range(turns):
+        for c, source in enumerate(sources):
+            sid, message = f"w2-{c}", source[turn]
+            ours[turn].append(await timed(lambda: store.append_messages(sid, [message])))
+            theirs.append(timed_sync(lambda: lower.append(sid, message)))
+    every = [t for per_turn in ours for t in per_turn]
+    early = [t for per_turn in ours[5:15] for t in per_turn]
+    late = [t for per_turn in ours[190:200] for t in per_turn]
+    async with store.engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
+        page_size = (await conn.exec_driver_sql("PRAGMA page_size")).scalar_one()
+    figures = [
+        Figure(
+            "W2",
+            "append one message (median ms)",
+            median_ms(every),
+            median_ms(theirs),
+            "<= 10x",
+            10.0,
+        ),
+        Figure(
+            "W2",
+            "turns 191-200 vs turns 6-15 (median ms)",
+            median_ms(late),
+            median_ms(early),
+            "<= 1.3x",
+            1.3,
+        ),
+        Figure(
+            "disk",
+            "database after W2 (KiB)",
+            pages * page_size / 1024,
+            lower.size_bytes() / 1024,
+            "<= 1.2x",
+            1.2,
+        ),
+    ]
+    await store.close()
+    lower.close()
+    return figures
+
+
+async def list_time(directory: Path, sessions: int, calls: int) -> float:
+    """Median ms of listing interrupted sessions among `sessions`, 1% of them interrupted."""
+    store, lower = await open_pair(directory, f"w4-{sessions}")
+    lower.close()
+    rng = random.Random(sessions)
+    async with store.engine.begin() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.executemany(
+            "INSERT INTO sessions (session_id, created_at, saved_at, message_count, extra, "
+            "interrupted_at, interrupt_reason) VALUES (?, ?, ?, ?, '{}', ?, ?)",
+            [
+                (
+                    f"w4-{i}",
+                    "2026-01-01 00:00:00.000000",
+                    "2026-01-01 00:00:00.000000",
+                    rng.randint(1, 300),
+                    f"2026-01-01 00:{i // 6000 % 60:02d}:{i // 100 % 60:02d}.{i:06d}"
+                    if i % 100 == 0
+                    else None,
+                    "SIGTERM" if i % 100 == 0 else None,
+                )
+                for i in range(sessions)
+            ],
+        )
+        await driver.commit()
+    assert len(await store.list_interrupted_sessions()) == sessions // 100
+    samples = [await timed(store.list_interrupted_sessions) for _ in range(calls)]
+    await store.close()
+    return median_ms(samples)
+
+
+async def w4(directory: Path, scale: float) -> list[Figure]:
+    """W4: listing interrupted sessions at 1,000 and 10,000 sessions."""
+    calls = max(20, int(300 * scale))
+    small = await list_time(directory, 1000, calls)
+    large = await list_time(directory, 10_000, calls)
+    return [
+        Figure("W4", "list at 10,000 vs 1,000 sessions (median ms)", large, small, "<= 2x", 2.0)
+    ]
+
+
+async def w5(directory: Path, scale: float) -> list[Figure]:
+    """W5: 8 concurrent tasks x 200 saves, throughput against one sequential writer."""
+    store, lower = await open_pair(directory, "w5")
+    conversations = [conversation(500 + seed) for seed in range(8)]
+    per_task = max(10, int(200 * scale))
+    errors: list[BaseException] = []
+
+    async def worker(task: int) -> None:
+        for i in range(per_task):
+            try:
+                await store.save_snapshot(f"w5-{task}-{i % 20}", conversations[task], {"i": i})
+            except convstore.ConvstoreError as exc:
+                errors.append(exc)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(task) for task in range(8)))
+    ours = 8 * per_task / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for task in range(8):
+        for i in range(per_task):
+            lower.save(f"w5-{task}-{i % 20}", conversations[task], {"i": i})
+    theirs = 8 * per_task / (time.perf_counter() - start)
+    await store.close()
+    lower.close()
+    if errors:
+        raise SystemExit(f"W5 had {len(errors)} errors, the first: {errors[0]!r}")
+    return [
+        Figure(
+            "W5", "8 tasks x saves (saves/s)", ours, theirs, ">= 1.0x", 1.0, higher_is_better=True
+        )
+    ]
+
+
+def report(figures: list[Figure]) -> str:
+    """The figures as a Markdown table."""
+    lines = [
+        "| workload | measure | convstore | baseline | ratio | target | |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for f in figures:
+        lines.append(
+            f"| {f.workload} | {f.measure} | {f.convstore:.3f} | {f.baseline:.3f} | "
+            f"{f.ratio:.2f}x | {f.target} | {'ok' if f.ok else 'MISSED'} |"
+        )
+    return "\n".join(lines)
+
+
+async def main(scale: float) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="convstore-bench-") as tmp:
+        directory = Path(tmp)
+        figures = await w1_w3(directory, scale)
+        figures += await w2(directory, scale)
+        figures += await w4(directory, scale)
+        figures += await w5(directory, scale)
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="run a tenth of each workload")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    results = asyncio.run(main(0.1 if args.quick else 1.0))
+    print(report(results))
+    print(
+        "\nBaseline: stdlib sqlite3, synchronous, same tables and pragmas (W2 'turns' row: "
+        "convstore's own early turns; W4: convstore's own 1,000-session call)."
+    )
+    if args.check and not all(f.ok for f in results):
+        sys.exit(1)
