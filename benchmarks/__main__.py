@@ -49,15 +49,17 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-async def timed(call: Callable[[], Awaitable[Any]]) -> float:
+async def timed(call: Callable[..., Awaitable[Any]], *args: Any) -> float:
+    """Seconds one awaited call takes."""
     start = time.perf_counter()
-    await call()
+    await call(*args)
     return time.perf_counter() - start
 
 
-def timed_sync(call: Callable[[], Any]) -> float:
+def timed_sync(call: Callable[..., Any], *args: Any) -> float:
+    """Seconds one plain call takes."""
     start = time.perf_counter()
-    call()
+    call(*args)
     return time.perf_counter() - start
 
 
@@ -81,11 +83,11 @@ async def w1_w3(directory: Path, scale: float) -> list[Figure]:
         sid, messages, extra = f"w1-{i}", conversations[i % 50], {"model": "bench", "i": i}
         # Alternate who goes first, so that neither always meets a warmer cache.
         if i % 2:
-            theirs.append(timed_sync(lambda: lower.save(sid, messages, extra)))
-            ours.append(await timed(lambda: store.save_snapshot(sid, messages, extra)))
+            theirs.append(timed_sync(lower.save, sid, messages, extra))
+            ours.append(await timed(store.save_snapshot, sid, messages, extra))
         else:
-            ours.append(await timed(lambda: store.save_snapshot(sid, messages, extra)))
-            theirs.append(timed_sync(lambda: lower.save(sid, messages, extra)))
+            ours.append(await timed(store.save_snapshot, sid, messages, extra))
+            theirs.append(timed_sync(lower.save, sid, messages, extra))
     w1 = Figure(
         "W1", "save, 100 messages (median ms)", median_ms(ours), median_ms(theirs), "<= 1.0x", 1.0
     )
@@ -95,11 +97,11 @@ async def w1_w3(directory: Path, scale: float) -> list[Figure]:
     for i in range(int(2000 * scale)):
         sid = f"w1-{rng.randrange(sessions)}"
         if i % 2:
-            theirs.append(timed_sync(lambda: lower.restore(sid)))
-            ours.append(await timed(lambda: store.restore_snapshot(sid)))
+            theirs.append(timed_sync(lower.restore, sid))
+            ours.append(await timed(store.restore_snapshot, sid))
         else:
-            ours.append(await timed(lambda: store.restore_snapshot(sid)))
-            theirs.append(timed_sync(lambda: lower.restore(sid)))
+            ours.append(await timed(store.restore_snapshot, sid))
+            theirs.append(timed_sync(lower.restore, sid))
     w3 = Figure(
         "W3",
         "restore, 100 messages (median ms)",
@@ -124,8 +126,8 @@ async def w2(directory: Path, scale: float) -> list[Figure]:
     for turn in range(turns):
         for c, source in enumerate(sources):
             sid, message = f"w2-{c}", source[turn]
-            ours[turn].append(await timed(lambda: store.append_messages(sid, [message])))
-            theirs.append(timed_sync(lambda: lower.append(sid, message)))
+            ours[turn].append(await timed(store.append_messages, sid, [message]))
+            theirs.append(timed_sync(lower.append, sid, message))
     every = [t for per_turn in ours for t in per_turn]
     early = [t for per_turn in ours[5:15] for t in per_turn]
     late = [t for per_turn in ours[190:200] for t in per_turn]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
-_WORDS = (
+_TEXT = (
     "the model answered with a plan to refactor the parser and then ran the tests again "
     "before summarising which files changed and why the retry loop needed a jittered backoff"
-).split()
+)
+_WORDS = tuple(_TEXT.split(" "))
 
 
 def _text(rng: random.Random, length: int) -> str:

@@ -40,6 +40,31 @@ class InterruptedSession:
 
 
 @dataclass(frozen=True, slots=True)
+class RetrySummary:
+    """The retry history of one operation and one kind of error.
+
+    A success after retries, and a cancellation, count under the kind of error of the attempt
+    before it; first-attempt successes are the row whose `error_type` is None.
+    """
+
+    operation: str
+    #: The ErrorType value (``"retryable"``, ...), or None for first-attempt successes.
+    error_type: str | None
+    #: Distinct calls with at least one attempt in this row.
+    calls: int
+    attempts: int
+    #: Attempts that failed and were followed by another.
+    retries: int
+    #: Attempts that failed when the retries were used up.
+    giveups: int
+    #: Calls that succeeded on a later attempt.
+    successes_after_retry: int
+    #: Seconds waited in all, and the 95th percentile (nearest rank) of the waits; None if none.
+    total_delay_s: float
+    p95_delay_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Interruption:
     """One entry of the crash history; it outlives its session."""
 

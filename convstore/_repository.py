@@ -12,14 +12,15 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, Select, case, delete, distinct, func, insert, select, update
 from sqlalchemy.dialects.sqlite import Insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convstore import _codec
 from convstore._errors import storage_errors
-from convstore._records import InterruptedSession, Interruption, Snapshot
-from convstore._schema import interruptions, sessions
+from convstore._records import InterruptedSession, Interruption, RetrySummary, Snapshot
+from convstore._retry import Attempt
+from convstore._schema import interruptions, retry_events, sessions
 from convstore._validate import storable_text
 
 #: One message ready for the database: (session_id, seq, role, encoded body).
@@ -81,6 +82,10 @@ class Repository(ABC):
     @abstractmethod
     async def restore(self, session_id: str) -> Snapshot | None:
         """The stored snapshot, read in one consistent transaction."""
+
+    @abstractmethod
+    async def record_attempt(self, attempt: Attempt) -> None:
+        """Insert one ``retry_events`` row."""
 
     @abstractmethod
     def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
@@ -165,6 +170,101 @@ class Repository(ABC):
             async with self._read() as conn:
                 rows = (await conn.execute(query.limit(limit))).all()
         return [Interruption(*row) for row in rows]
+
+    async def retry_summary(
+        self, since: datetime | None, operation: str | None
+    ) -> list[RetrySummary]:
+        """The retry history per operation and kind of error."""
+        with storage_errors("retry_summary", self.database):
+            async with self._read() as conn:
+                rows = (await conn.execute(_summary_query(since, operation))).all()
+        return [
+            RetrySummary(
+                operation=row.operation,
+                error_type=row.kind,
+                calls=row.calls,
+                attempts=row.attempts,
+                retries=row.retries,
+                giveups=row.giveups,
+                successes_after_retry=row.successes_after_retry,
+                total_delay_s=float(row.total_delay_s or 0.0),
+                p95_delay_s=None if row.p95_delay_s is None else float(row.p95_delay_s),
+            )
+            for row in rows
+        ]
+
+
+def _summary_query(since: datetime | None, operation: str | None) -> Select[Any]:
+    """Counts and waits per (operation, kind of error), in one statement for every backend."""
+    events = retry_events.c
+    filtered = select(
+        events.call_id,
+        events.operation,
+        events.attempt,
+        events.outcome,
+        events.delay_s,
+        # A success or cancellation belongs to the error that came before it in its call.
+        func.coalesce(
+            events.error_type,
+            func.lag(events.error_type).over(partition_by=events.call_id, order_by=events.attempt),
+        ).label("kind"),
+    )
+    if since is not None:
+        filtered = filtered.where(events.created_at >= since)
+    if operation is not None:
+        filtered = filtered.where(events.operation == operation)
+    tagged = filtered.cte("tagged")
+    group = (tagged.c.operation, tagged.c.kind)
+    # Nearest-rank percentile with window functions, which SQLite and PostgreSQL both have.
+    ranked = select(
+        tagged,
+        func.row_number()
+        .over(partition_by=(*group, tagged.c.delay_s.is_(None)), order_by=tagged.c.delay_s)
+        .label("rank"),
+        func.count(tagged.c.delay_s).over(partition_by=group).label("waits"),
+    ).cte("ranked")
+    r = ranked.c
+
+    def count_where(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    p95_rank = (r.waits * 95 + 99) / 100  # ceil(0.95 * waits), in integers on every backend
+    return (
+        select(
+            r.operation,
+            r.kind,
+            func.count(distinct(r.call_id)).label("calls"),
+            func.count().label("attempts"),
+            count_where(r.outcome == "retry").label("retries"),
+            count_where(r.outcome == "giveup").label("giveups"),
+            count_where((r.outcome == "success") & (r.attempt > 1)).label("successes_after_retry"),
+            func.sum(r.delay_s).label("total_delay_s"),
+            func.max(case((r.delay_s.is_not(None) & (r.rank == p95_rank), r.delay_s))).label(
+                "p95_delay_s"
+            ),
+        )
+        .group_by(r.operation, r.kind)
+        .order_by(r.operation, r.kind.nulls_first())
+    )
+
+
+def attempt_values(attempt: Attempt) -> dict[str, Any]:
+    """The ``retry_events`` row for an attempt."""
+    return {
+        "call_id": attempt.call_id,
+        "session_id": attempt.session_id,
+        "operation": attempt.operation,
+        "attempt": attempt.attempt,
+        "outcome": str(attempt.outcome),
+        "error_type": None if attempt.error_type is None else str(attempt.error_type),
+        "error_class": attempt.error_class,
+        "error_message": attempt.error_message,
+        "status_code": attempt.status_code,
+        "delay_s": attempt.delay_s,
+        "retry_after_s": attempt.retry_after_s,
+        "elapsed_s": attempt.elapsed_s,
+        "created_at": attempt.created_at,
+    }
 
 
 def _resolve(session_id: str, now: datetime) -> Any:

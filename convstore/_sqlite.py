@@ -25,7 +25,8 @@ from sqlalchemy.util import greenlet_spawn
 from convstore import _codec
 from convstore._errors import storage_errors
 from convstore._records import Snapshot
-from convstore._repository import Repository, encode_messages
+from convstore._repository import Repository, attempt_values, encode_messages
+from convstore._retry import Attempt
 from convstore._types import from_sqlite_text, to_sqlite_text
 
 P = ParamSpec("P")
@@ -57,6 +58,25 @@ SELECT message_count, saved_at, extra, interrupted_at, interrupt_reason
 FROM sessions WHERE session_id = ?
 """
 _SELECT_BODIES = "SELECT body FROM messages WHERE session_id = ? ORDER BY seq"
+_RETRY_EVENT_COLUMNS = (
+    "call_id",
+    "session_id",
+    "operation",
+    "attempt",
+    "outcome",
+    "error_type",
+    "error_class",
+    "error_message",
+    "status_code",
+    "delay_s",
+    "retry_after_s",
+    "elapsed_s",
+    "created_at",
+)
+_INSERT_RETRY_EVENT = (
+    f"INSERT INTO retry_events ({', '.join(_RETRY_EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_RETRY_EVENT_COLUMNS))})"
+)
 
 
 @contextmanager
@@ -143,6 +163,13 @@ def _restore(
     )
 
 
+def _record_attempt(
+    conn: sqlite3.Connection, cancelled: threading.Event, row: tuple[Any, ...]
+) -> None:
+    with _transaction(conn, cancelled, "BEGIN IMMEDIATE"):
+        conn.execute(_INSERT_RETRY_EVENT, row)
+
+
 class SQLiteRepository(Repository):
     """SQLite through aiosqlite: WAL, one writer at a time per process, readers in parallel."""
 
@@ -209,6 +236,14 @@ class SQLiteRepository(Repository):
         with storage_errors("restore_snapshot", self.database):
             async with self._read_lock:
                 return await self._run(_restore, session_id)
+
+    async def record_attempt(self, attempt: Attempt) -> None:
+        values = attempt_values(attempt)
+        values["created_at"] = to_sqlite_text(attempt.created_at)
+        row = tuple(values[column] for column in _RETRY_EVENT_COLUMNS)
+        with storage_errors("record_attempt", self.database):
+            async with self._write_lock:
+                await self._run(_record_attempt, row)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -19,10 +20,12 @@ from convstore._engine import (
 )
 from convstore._errors import storage_errors
 from convstore._migrate import ensure_schema
-from convstore._records import InterruptedSession, Interruption, Snapshot
+from convstore._records import InterruptedSession, Interruption, RetrySummary, Snapshot
 from convstore._repository import Repository
+from convstore._retry import Attempt
 from convstore._sqlite import SQLiteRepository
 from convstore._types import utcnow
+from convstore.exceptions import InvalidArgument
 
 DEFAULT_MAX_MESSAGES = 100
 
@@ -121,6 +124,30 @@ class Store:
     async def delete_snapshot(self, session_id: str) -> bool:
         """Delete the session and its messages; whether it existed. Its crash history stays."""
         return await self._repository.delete(_validate.session_id(session_id), utcnow())
+
+    async def record_attempt(self, attempt: Attempt) -> None:
+        """Store one attempt of a retried call as a ``retry_events`` row.
+
+        The retry executor calls this for every attempt when given ``store=``.
+        """
+        if not isinstance(attempt, Attempt):
+            raise InvalidArgument(
+                f"attempt must be a convstore.Attempt, not {type(attempt).__name__}"
+            )
+        await self._repository.record_attempt(attempt)
+
+    async def retry_summary(
+        self, *, since: datetime | None = None, operation: str | None = None
+    ) -> list[RetrySummary]:
+        """The retry history per operation and kind of error, optionally since a time.
+
+        Sorted by operation, then kind of error (first-attempt successes first).
+        """
+        if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
+            raise InvalidArgument(f"since must be a timezone-aware datetime, not {since!r}")
+        if operation is not None and not isinstance(operation, str):
+            raise InvalidArgument(f"operation must be a str, not {type(operation).__name__}")
+        return await self._repository.retry_summary(since, operation)
 
     async def close(self) -> None:
         """Close the store's connections, unless its engine was handed to `connect`."""
