@@ -29,9 +29,10 @@ EncodedMessage = tuple[str, int, str | None, str]
 
 def encode_messages(session_id: str, messages: Sequence[Any], first: int) -> list[EncodedMessage]:
     """Rows for `messages`, the first of them at position `first` of the conversation."""
+    bodies = _codec.encode_many(messages)
     return [
-        (session_id, first + i, role_of(message), _codec.encode(message))
-        for i, message in enumerate(messages)
+        (session_id, first + i, role_of(message), body)
+        for i, (message, body) in enumerate(zip(messages, bodies, strict=True))
     ]
 
 
@@ -82,6 +83,10 @@ class Repository(ABC):
     @abstractmethod
     async def restore(self, session_id: str) -> Snapshot | None:
         """The stored snapshot, read in one consistent transaction."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Give back the connections the repository holds; the engine stays open."""
 
     @abstractmethod
     async def record_attempt(self, attempt: Attempt) -> None:
@@ -228,7 +233,7 @@ def _summary_query(since: datetime | None, operation: str | None) -> Select[Any]
     def count_where(condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    p95_rank = (r.waits * 95 + 99) / 100  # ceil(0.95 * waits), in integers on every backend
+    p95_rank = (r.waits * 95 + 99) // 100  # ceil(0.95 * waits), in integers on every backend
     return (
         select(
             r.operation,

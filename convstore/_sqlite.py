@@ -19,7 +19,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 import aiosqlite
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 from sqlalchemy.util import greenlet_spawn
 
 from convstore import _codec
@@ -28,6 +28,7 @@ from convstore._records import Snapshot
 from convstore._repository import Repository, attempt_values, encode_messages
 from convstore._retry import Attempt
 from convstore._types import from_sqlite_text, to_sqlite_text
+from convstore.exceptions import ConvstoreError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -49,7 +50,14 @@ ON CONFLICT (session_id) DO UPDATE SET
     interrupted_at = NULL, interrupt_reason = NULL
 RETURNING message_count
 """
-_DELETE_MESSAGES = "DELETE FROM messages WHERE session_id = ?"
+_DELETE_OUTSIDE = "DELETE FROM messages WHERE session_id = ? AND (seq < ? OR seq >= ?)"
+# A save usually repeats most of the previous one (the same conversation, a turn longer): rows
+# that did not change are left alone, so a save writes what changed rather than everything.
+_UPSERT_MESSAGE = """
+INSERT INTO messages (session_id, seq, role, body) VALUES (?, ?, ?, ?)
+ON CONFLICT (session_id, seq) DO UPDATE SET role = excluded.role, body = excluded.body
+WHERE messages.body IS NOT excluded.body OR messages.role IS NOT excluded.role
+"""
 _TRIM_MESSAGES = "DELETE FROM messages WHERE session_id = ? AND seq < ?"
 _INSERT_MESSAGE = "INSERT INTO messages (session_id, seq, role, body) VALUES (?, ?, ?, ?)"
 _RESOLVE = "UPDATE interruptions SET resolved_at = ? WHERE session_id = ? AND resolved_at IS NULL"
@@ -105,12 +113,13 @@ def _save(
     extra: Mapping[str, Any],
     now: str,
 ) -> None:
-    rows = encode_messages(session_id, kept, message_count - len(kept))
+    first = message_count - len(kept)
+    rows = encode_messages(session_id, kept, first)
     encoded_extra = _codec.encode(extra)
     with _transaction(conn, cancelled, "BEGIN IMMEDIATE"):
         conn.execute(_UPSERT_FOR_SAVE, (session_id, now, message_count, encoded_extra))
-        conn.execute(_DELETE_MESSAGES, (session_id,))
-        conn.executemany(_INSERT_MESSAGE, rows)
+        conn.execute(_DELETE_OUTSIDE, (session_id, first, message_count))
+        conn.executemany(_UPSERT_MESSAGE, rows)
         conn.execute(_RESOLVE, (now, session_id))
 
 
@@ -149,12 +158,17 @@ def _restore(
         row = conn.execute(_SELECT_SESSION, (session_id,)).fetchone()
         if row is None:
             return None
-        bodies = [body for (body,) in conn.execute(_SELECT_BODIES, (session_id,))]
+        # As bytes: they are joined and parsed as one document, never used as str.
+        conn.text_factory = bytes
+        try:
+            bodies = [body for (body,) in conn.execute(_SELECT_BODIES, (session_id,))]
+        finally:
+            conn.text_factory = str
     count, saved_at, extra, interrupted_at, reason = row
     return Snapshot(
         session_id=session_id,
         # One decode of the whole conversation instead of one per message.
-        messages=_codec.decode("[" + ",".join(bodies) + "]"),
+        messages=_codec.decode(b"[" + b",".join(bodies) + b"]"),
         message_count=count,
         saved_at=from_sqlite_text(saved_at),
         extra=_codec.decode(extra),
@@ -170,12 +184,45 @@ def _record_attempt(
         conn.execute(_INSERT_RETRY_EVENT, row)
 
 
+class _Connections:
+    """Driver connections kept out of the engine's pool between operations.
+
+    A check-out and check-in through SQLAlchemy's pool costs about a twentieth of a save; the
+    connections convstore is done with wait here instead, up to `keep` of them, until `close`.
+    """
+
+    def __init__(self, engine: AsyncEngine, keep: int) -> None:
+        self._engine = engine
+        self._keep = keep
+        self._idle: list[PoolProxiedConnection] = []
+
+    async def acquire(self) -> PoolProxiedConnection:
+        """An idle connection, or a new one from the pool."""
+        if self._idle:
+            return self._idle.pop()
+        return await self._engine.raw_connection()
+
+    async def release(self, raw: PoolProxiedConnection, *, healthy: bool) -> None:
+        """Keep a connection for the next operation, or give it back (discarded if broken)."""
+        if not healthy:
+            await greenlet_spawn(raw.invalidate)
+        elif len(self._idle) < self._keep:
+            self._idle.append(raw)
+        else:
+            await greenlet_spawn(raw.close)
+
+    async def close(self) -> None:
+        """Give every idle connection back to the pool."""
+        while self._idle:
+            await greenlet_spawn(self._idle.pop().close)
+
+
 class SQLiteRepository(Repository):
     """SQLite through aiosqlite: WAL, one writer at a time per process, readers in parallel."""
 
     _insert = staticmethod(sqlite_insert)
 
-    def __init__(self, engine: AsyncEngine, database: str) -> None:
+    def __init__(self, engine: AsyncEngine, database: str, *, keep_connections: int) -> None:
         super().__init__(engine, database)
         # Writers in one process take turns here rather than in SQLite's busy handler, which
         # polls with sleeps of up to 100 ms; other processes still wait in the busy handler.
@@ -183,6 +230,7 @@ class SQLiteRepository(Repository):
         # An in-memory database lives in one shared connection, so readers take turns too.
         shared = isinstance(engine.pool, StaticPool)
         self._read_lock: Any = self._write_lock if shared else nullcontext()
+        self._connections = _Connections(engine, keep_connections)
 
     async def _run(
         self,
@@ -190,20 +238,32 @@ class SQLiteRepository(Repository):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run `fn` on a pooled connection's thread, as one round trip."""
-        raw = await self.engine.raw_connection()
+        """Run `fn` on a connection's thread, as one round trip."""
+        raw = await self._connections.acquire()
+        healthy = False
         try:
             driver = cast(aiosqlite.Connection, raw.driver_connection)
             cancelled = threading.Event()
             try:
                 # aiosqlite has no public way to run a function on its thread; `_execute` and
                 # `_conn` have kept their shape since aiosqlite 0.17 and a test guards them.
-                return await driver._execute(fn, driver._conn, cancelled, *args, **kwargs)  # type: ignore[no-untyped-call,no-any-return]
-            except asyncio.CancelledError:
-                cancelled.set()
+                result: T = await driver._execute(fn, driver._conn, cancelled, *args, **kwargs)  # type: ignore[no-untyped-call]
+            except (sqlite3.Error, ConvstoreError):
+                healthy = True  # the database refused; the connection is fine
                 raise
+            except asyncio.CancelledError:
+                # fn may still be queued on the thread; whoever uses the connection next
+                # queues behind it, and fn rolls back instead of committing.
+                cancelled.set()
+                healthy = True
+                raise
+            healthy = True
+            return result
         finally:
-            await greenlet_spawn(raw.close)
+            await self._connections.release(raw, healthy=healthy)
+
+    async def close(self) -> None:
+        await self._connections.close()
 
     async def save(
         self,

@@ -151,6 +151,7 @@ class Store:
 
     async def close(self) -> None:
         """Close the store's connections, unless its engine was handed to `connect`."""
+        await self._repository.close()
         if self._owns_engine:
             await self._repository.engine.dispose()
 
@@ -213,7 +214,9 @@ class _Connecting:
         finally:
             if owns_engine and not ready:
                 await engine.dispose()
-        repository = SQLiteRepository(engine, database)
+        # Idle connections are kept out of the pool only when the pool is convstore's own: a
+        # caller's engine may be sized for the caller's needs.
+        repository = SQLiteRepository(engine, database, keep_connections=4 if owns_engine else 0)
         return Store(repository, max_messages=self._max_messages, owns_engine=owns_engine)
 
 
