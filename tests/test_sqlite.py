@@ -136,7 +136,7 @@ async def test_a_save_that_fails_midway_leaves_the_previous_snapshot(
 async def test_a_cancelled_save_leaves_the_previous_snapshot(
     db_path: Path, traced: tuple[convstore.Store, list[str]]
 ) -> None:
-    """A save cancelled while it waits for the write lock inside SQLite is rolled back."""
+    """A save cancelled while it waits for the write lock inside SQLite writes nothing."""
     store, statements = traced
     await store.save_snapshot("s1", OLD)
     blocker = sqlite3.connect(db_path, isolation_level=None)
@@ -148,6 +148,7 @@ async def test_a_cancelled_save_leaves_the_previous_snapshot(
             started.set()
 
     await set_trace(store.engine, trace)
+    statements.clear()
     try:
         blocker.execute("BEGIN IMMEDIATE")
         task = asyncio.create_task(store.save_snapshot("s1", NEW))
@@ -161,7 +162,33 @@ async def test_a_cancelled_save_leaves_the_previous_snapshot(
     snap = await store.restore_snapshot("s1")
     assert snap is not None
     assert snap.messages == OLD
-    assert "ROLLBACK" in statements
+    assert "BEGIN IMMEDIATE" in statements
+    assert "INSERT INTO messages" not in " ".join(statements)
+
+
+async def test_writes_that_wait_together_commit_together_and_fail_alone(
+    store: convstore.Store,
+) -> None:
+    """Concurrent saves share transactions, yet one that fails leaves the others stored."""
+    async with store.engine.connect() as conn:
+        await conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON messages WHEN NEW.session_id = 'bad' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    results = await asyncio.gather(
+        *(store.save_snapshot(f"s{i}", OLD) for i in range(5)),
+        store.save_snapshot("bad", OLD),
+        *(store.append_messages(f"a{i}", OLD) for i in range(5)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[5], convstore.StorageError)
+    assert [r for i, r in enumerate(results) if i != 5] == [None] * 5 + [len(OLD)] * 5
+    assert await store.restore_snapshot("bad") is None
+    for i in range(5):
+        for session_id in (f"s{i}", f"a{i}"):
+            snap = await store.restore_snapshot(session_id)
+            assert snap is not None
+            assert snap.messages == OLD
 
 
 async def test_in_memory_database(tmp_path: Path) -> None:
