@@ -1,0 +1,79 @@
+"""The README's SQL runs against a populated database, so the documentation cannot rot."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import convstore
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SQL_BLOCKS = re.findall(r"```sql\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+
+
+def statements(block: str) -> list[str]:
+    """The statements of one SQL block, without comments."""
+    lines = [line for line in block.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def attempt(call: str, number: int, outcome: str, **fields: object) -> convstore.Attempt:
+    """An attempt an hour ago, rate-limited unless told otherwise."""
+    values: dict[str, object] = {
+        "call_id": call,
+        "session_id": "s1",
+        "operation": "llm.chat",
+        "attempt": number,
+        "outcome": convstore.Outcome(outcome),
+        "error_type": convstore.ErrorType.RETRYABLE,
+        "error_class": "anthropic.RateLimitError",
+        "error_message": "rate limited",
+        "status_code": 429,
+        "delay_s": None,
+        "retry_after_s": None,
+        "elapsed_s": 0.5,
+        "created_at": datetime.now(UTC) - timedelta(hours=1),
+    }
+    values.update(fields)
+    return convstore.Attempt(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def populated(store: convstore.Store) -> convstore.Store:
+    """A store with conversations, crashes, recoveries and a retry history."""
+    await store.save_snapshot(
+        "s1", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    )
+    await store.save_snapshot("s2", [{"role": "user", "content": "export"}])
+    await store.mark_interrupted("s1", reason="SIGTERM")
+    await store.mark_interrupted("s2", reason="OOM")
+    await store.append_messages("s1", [{"role": "user", "content": "back"}])
+    for entry in [
+        attempt("a", 1, "retry", delay_s=5.0, retry_after_s=5.0),
+        attempt("a", 2, "success", error_type=None, error_class=None, status_code=None),
+        attempt("b", 1, "retry", delay_s=2.0),
+        attempt("b", 2, "retry", delay_s=4.0),
+        attempt("b", 3, "giveup"),
+    ]:
+        await store.record_attempt(entry)
+    return store
+
+
+def test_the_readme_has_sql() -> None:
+    """The README documents queries over the crash and retry history."""
+    text = " ".join(SQL_BLOCKS)
+    assert len(SQL_BLOCKS) >= 5
+    assert "retry_events" in text
+    assert "interruptions" in text
+
+
+@pytest.mark.parametrize("block", SQL_BLOCKS, ids=[f"sql{i}" for i in range(len(SQL_BLOCKS))])
+async def test_readme_query_runs_and_finds_rows(populated: convstore.Store, block: str) -> None:
+    """Each SQL block of the README runs and returns rows on a populated database."""
+    async with populated.engine.connect() as conn:
+        for statement in statements(block):
+            rows = (await conn.exec_driver_sql(statement)).all()
+            assert rows, statement
