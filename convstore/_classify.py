@@ -605,22 +605,18 @@ def _from_structure(error: BaseException) -> _Verdict | None:
     codes = provider_codes(error)
     text = message_of(error)
     # Quota, billing and prompt-too-long win over the generic status (400, 429) they come with.
-    if status == 402:
-        return _Verdict(ErrorType.FATAL, None, Evidence.STATUS)
-    for code in codes:
-        if code in _FATAL_CODES:
-            return _Verdict(ErrorType.FATAL, None, Evidence.PROVIDER_CODE, provider_code=code)
-    specific = _from_text(text, _FATAL_TEXT)
-    if specific is not None:
-        return specific
-    if status == 413:
-        return _Verdict(ErrorType.DEGRADED, None, Evidence.STATUS)
-    for code in codes:
-        if code in _DEGRADED_CODES:
-            return _Verdict(ErrorType.DEGRADED, None, Evidence.PROVIDER_CODE, provider_code=code)
-    specific = _from_text(text, _DEGRADED_TEXT)
-    if specific is not None:
-        return specific
+    for error_type, signal_status, signal_codes, signal_text in (
+        (ErrorType.FATAL, 402, _FATAL_CODES, _FATAL_TEXT),
+        (ErrorType.DEGRADED, 413, _DEGRADED_CODES, _DEGRADED_TEXT),
+    ):
+        if status == signal_status:
+            return _Verdict(error_type, None, Evidence.STATUS)
+        for code in codes:
+            if code in signal_codes:
+                return _Verdict(error_type, None, Evidence.PROVIDER_CODE, provider_code=code)
+        specific = _from_text(text, signal_text)
+        if specific is not None:
+            return specific
     by_status = None if status is None else _from_status(status)
     if by_status is not None:
         return _Verdict(*by_status, Evidence.STATUS)
