@@ -40,7 +40,7 @@ import orjson
 
 from convstore.exceptions import InvalidArgument
 
-__all__ = ["decode", "encode", "encode_many"]
+__all__ = ["decode", "encode", "encode_many", "untag"]
 
 _TAG = "$convstore"
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
@@ -110,6 +110,14 @@ def decode(text: str | bytes) -> Any:
         return _untag(value) if tagged else value
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgument(f"text is not JSON that convstore encoded: {exc!r}") from exc
+
+
+def untag(value: Any) -> Any:
+    """Return parsed JSON with its tagged objects replaced; `InvalidArgument` for a broken tag."""
+    try:
+        return _untag(value)
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise InvalidArgument(f"value is not JSON that convstore encoded: {exc!r}") from exc
 
 
 def _default(value: object) -> object:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,17 @@ from convstore.exceptions import ConfigurationError
 # How long a SQLite write waits for another connection's write to finish before failing.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# How long connecting to a database server may take before it counts as unreachable.
+CONNECT_TIMEOUT_S = 10
+
 _SET_UP = "convstore_set_up"
-_SQLITE_DRIVERS = {"sqlite": "sqlite+aiosqlite", "sqlite+aiosqlite": "sqlite+aiosqlite"}
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
 
 
 def resolve_url(url: str | URL) -> URL:
@@ -28,11 +38,15 @@ def resolve_url(url: str | URL) -> URL:
         raise ConfigurationError(
             f"cannot parse database URL {str(url)!r}: expected e.g. 'sqlite:///app.db'"
         ) from exc
-    driver = _SQLITE_DRIVERS.get(parsed.drivername)
+    driver = _DRIVERS.get(parsed.drivername)
     if driver is None:
         raise ConfigurationError(
-            f"unsupported database URL scheme {parsed.drivername!r}: "
-            "use 'sqlite:///path/to/file.db' (or 'sqlite+aiosqlite:///...')"
+            f"unsupported database URL scheme {parsed.drivername!r}: use "
+            "'sqlite:///path/to/file.db' or 'postgresql://user@host/database'"
+        )
+    if driver == "postgresql+asyncpg" and importlib.util.find_spec("asyncpg") is None:
+        raise ConfigurationError(
+            "PostgreSQL needs the asyncpg driver: pip install 'convstore[postgres]'"
         )
     return parsed.set(drivername=driver)
 
@@ -64,7 +78,11 @@ def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
     }
     if single_use:
         options["poolclass"] = NullPool
-    elif is_sqlite_memory(url):
+    if url.get_backend_name() == "postgresql":
+        options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
+        # JSON columns reach convstore's codec as text; parsing them here would be wasted work.
+        options["json_deserializer"] = str
+    elif is_sqlite_memory(url) and not single_use:
         options["poolclass"] = StaticPool
     engine = create_async_engine(url, **options)
     configure_engine(engine)
@@ -73,8 +91,17 @@ def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
 
 def configure_engine(engine: AsyncEngine) -> None:
     """Make every connection the engine hands out set up for convstore; safe to call again."""
-    if engine.dialect.name != "sqlite":
+    if engine.dialect.name == "postgresql":
+        if engine.dialect.driver != "asyncpg":
+            raise ConfigurationError(
+                f"PostgreSQL engines must use the asyncpg driver, not {engine.dialect.driver!r}: "
+                "create it from a 'postgresql+asyncpg://' URL"
+            )
         return
+    if engine.dialect.name != "sqlite":
+        raise ConfigurationError(
+            f"unsupported database {engine.dialect.name!r}: convstore runs on SQLite and PostgreSQL"
+        )
     if engine.dialect.driver != "aiosqlite":
         raise ConfigurationError(
             f"SQLite engines must use the aiosqlite driver, not {engine.dialect.driver!r}: "

@@ -22,6 +22,21 @@ _SQLITE_HINTS = (
 )
 
 
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """The exception classes of the database drivers that are installed."""
+    errors: list[type[Exception]] = [SQLAlchemyError, sqlite3.Error, OSError]
+    try:
+        import asyncpg
+    except ImportError:  # PostgreSQL support is an optional extra
+        pass
+    else:
+        errors += [asyncpg.PostgresError, asyncpg.InterfaceError]
+    return tuple(errors)
+
+
+_DRIVER_ERRORS = _driver_errors()
+
+
 @contextmanager
 def storage_errors(action: str, database: str) -> Iterator[None]:
     """Translate any driver or SQLAlchemy error raised inside into a `StorageError`."""
@@ -29,7 +44,7 @@ def storage_errors(action: str, database: str) -> Iterator[None]:
         yield
     except ConvstoreError:
         raise
-    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+    except _DRIVER_ERRORS as exc:
         raise StorageError(f"{action} failed on {database}: {_explain(exc)}") from exc
 
 

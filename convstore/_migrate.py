@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -78,44 +81,76 @@ def check_revision(current: str | None, *, migrate: bool) -> bool:
     return True
 
 
+# Alembic keeps the running migration's context in a module global, so two migrations in one
+# process must not overlap, even on different databases: one asyncio lock per event loop keeps
+# a loop's tasks in turn, and a thread lock keeps event loops in other threads out.
+_ALEMBIC_IN_USE = threading.Lock()
+_LOOP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
     """Check the database's revision and, with `migrate`, upgrade it to the newest."""
     async with engine.connect() as connection:
         current = await connection.run_sync(current_revision)
         await connection.rollback()
         if check_revision(current, migrate=migrate):
-            await connection.run_sync(_upgrade_to_head)
+            loop = asyncio.get_running_loop()
+            async with _LOOP_LOCKS.setdefault(loop, asyncio.Lock()):
+                await connection.run_sync(_upgrade_to_head)
 
 
 def _upgrade_to_head(connection: Connection) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    with _ALEMBIC_IN_USE:
+        command.upgrade(config, "head")
+
+
+# Any fixed number: the key of the PostgreSQL advisory lock that migrations take.
+POSTGRES_MIGRATION_LOCK = 0x636F6E7673746F  # "convsto"
 
 
 @contextmanager
 def migration_lock(connection: Connection) -> Iterator[None]:
-    """Hold the database's write lock while migrations run, so concurrent upgrades take turns.
+    """Hold a database-wide lock while migrations run, so concurrent upgrades take turns.
 
     Alembic reads the current revision inside the lock, so a worker that waited finds the schema
     already upgraded and does nothing. The transaction is committed on success.
     """
-    if connection.dialect.name != "sqlite":
-        raise ConfigurationError(f"no migration lock for dialect {connection.dialect.name!r}")
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        with _committed(connection):
+            # Held until the transaction ends; DDL is transactional on PostgreSQL.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({POSTGRES_MIGRATION_LOCK})")
+            yield
+        return
+    if dialect != "sqlite":
+        raise ConfigurationError(f"no migration lock for dialect {dialect!r}")
     # Batch migrations rebuild tables; foreign key enforcement would cascade-delete the rows that
     # reference them. The pragma is a no-op inside a transaction, so it goes first.
     connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    try:
+        with _committed(connection):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            yield
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise SchemaError(f"migration left rows with broken foreign keys: {broken[:5]}")
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+        connection.commit()
+
+
+@contextmanager
+def _committed(connection: Connection) -> Iterator[None]:
+    """Commit the connection's transaction if the block succeeds, else roll it back."""
     committed = False
     try:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
         yield
-        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            raise SchemaError(f"migration left rows with broken foreign keys: {broken[:5]}")
         connection.commit()
         committed = True
     finally:
         if not committed:
             connection.rollback()
-        connection.exec_driver_sql("PRAGMA foreign_keys = ON")
-        connection.commit()

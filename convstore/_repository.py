@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, case, delete, distinct, func, insert, select, update
-from sqlalchemy.dialects.sqlite import Insert
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convstore import _codec
@@ -100,7 +101,8 @@ class Repository(ABC):
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for reading."""
 
-    _insert: Callable[..., Insert]
+    #: The dialect's INSERT, which has ON CONFLICT on SQLite and PostgreSQL alike.
+    _insert: Callable[..., SQLiteInsert | PostgresInsert]
 
     # -- shared --------------------------------------------------------------------------------
 

@@ -19,10 +19,10 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection, StaticPool
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.pool import StaticPool
 
 from convstore import _sqlite_ops as ops
+from convstore._connections import Connections
 from convstore._errors import storage_errors
 from convstore._group_commit import GroupCommitWriter
 from convstore._records import Snapshot
@@ -32,39 +32,6 @@ from convstore._types import to_sqlite_text
 from convstore.exceptions import ConvstoreError
 
 T = TypeVar("T")
-
-
-class _Connections:
-    """Driver connections kept out of the engine's pool between operations.
-
-    A check-out and check-in through SQLAlchemy's pool costs about a twentieth of a save; the
-    connections convstore is done with wait here instead, up to `keep` of them, until `close`.
-    """
-
-    def __init__(self, engine: AsyncEngine, keep: int) -> None:
-        self._engine = engine
-        self._keep = keep
-        self._idle: list[PoolProxiedConnection] = []
-
-    async def acquire(self) -> PoolProxiedConnection:
-        """An idle connection, or a new one from the pool."""
-        if self._idle:
-            return self._idle.pop()
-        return await self._engine.raw_connection()
-
-    async def release(self, raw: PoolProxiedConnection, *, healthy: bool) -> None:
-        """Keep a connection for the next operation, or give it back (discarded if broken)."""
-        if not healthy:
-            await greenlet_spawn(raw.invalidate)
-        elif len(self._idle) < self._keep:
-            self._idle.append(raw)
-        else:
-            await greenlet_spawn(raw.close)
-
-    async def close(self) -> None:
-        """Give every idle connection back to the pool."""
-        while self._idle:
-            await greenlet_spawn(self._idle.pop().close)
 
 
 class SQLiteRepository(Repository):
@@ -81,7 +48,7 @@ class SQLiteRepository(Repository):
         # An in-memory database lives in one shared connection, so readers take turns too.
         shared = isinstance(engine.pool, StaticPool)
         self._read_lock: Any = self._write_lock if shared else nullcontext()
-        self._connections = _Connections(engine, keep_connections)
+        self._connections = Connections(engine, keep_connections)
         self._writer = GroupCommitWriter(self._run, self._write_lock)
 
     async def _run(

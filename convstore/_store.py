@@ -216,7 +216,14 @@ class _Connecting:
                 await engine.dispose()
         # Idle connections are kept out of the pool only when the pool is convstore's own: a
         # caller's engine may be sized for the caller's needs.
-        repository = SQLiteRepository(engine, database, keep_connections=4 if owns_engine else 0)
+        keep = 4 if owns_engine else 0
+        repository: Repository
+        if engine.dialect.name == "postgresql":
+            from convstore._postgres import PostgresRepository  # asyncpg is an optional extra
+
+            repository = PostgresRepository(engine, database, keep_connections=keep)
+        else:
+            repository = SQLiteRepository(engine, database, keep_connections=keep)
         return Store(repository, max_messages=self._max_messages, owns_engine=owns_engine)
 
 
@@ -228,8 +235,9 @@ def connect(
 ) -> _Connecting:
     """Open a store on a database URL or engine; await the result or use it with ``async with``.
 
-    `url` is ``sqlite:///path.db`` (aiosqlite is used), ``sqlite+aiosqlite:///path.db`` or an
-    `AsyncEngine`, which the store uses but does not dispose of. With `migrate`, an empty or older
+    `url` is ``sqlite:///path.db`` (aiosqlite is used), ``sqlite+aiosqlite:///path.db``,
+    ``postgresql://user@host/db`` (asyncpg, from the ``postgres`` extra) or an `AsyncEngine`,
+    which the store uses but does not dispose of. With `migrate`, an empty or older
     database is upgraded to the newest schema; without, such a database raises `SchemaError`.
     """
     return _Connecting(url, max_messages, migrate)

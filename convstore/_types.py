@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Text
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from convstore import _codec
 
@@ -50,14 +51,34 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class _JSONBText(JSONB):
+    """JSONB that is written and read as JSON text, leaving the encoding to convstore's codec."""
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
 class JSONDocument(TypeDecorator[Any]):
-    """A JSON value encoded by convstore's codec, stored as TEXT on SQLite."""
+    """A JSON value encoded by convstore's codec: TEXT on SQLite, JSONB on PostgreSQL."""
 
     impl = Text
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(_JSONBText())
+        return dialect.type_descriptor(Text())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         return None if value is None else _codec.encode(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        return None if value is None else _codec.decode(value)
+        if value is None:
+            return None
+        if isinstance(value, str | bytes):
+            return _codec.decode(value)
+        # An engine that parses JSON itself (asyncpg's default codec) hands over the value.
+        return _codec.untag(value)

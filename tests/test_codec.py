@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convstore._codec import decode, encode, encode_many
+from convstore._codec import decode, encode, encode_many, untag
 from convstore.exceptions import InvalidArgument
 
 
@@ -427,3 +427,11 @@ def test_decode_accepts_bytes() -> None:
     """decode reads UTF-8 bytes as it reads text, tags included."""
     text = encode({"n": math.inf, "s": "é"})
     assert decode(text.encode()) == {"n": math.inf, "s": "é"}
+
+
+def test_untag_restores_values_a_driver_parsed() -> None:
+    """untag turns JSON parsed elsewhere (json.loads) back into what was encoded."""
+    value = {"n": math.nan, "s": "a\x00b", "big": 2**80, "$convstore": 1}
+    assert same(untag(json.loads(encode(value))), value)
+    with pytest.raises(InvalidArgument):
+        untag({"$convstore": "float", "value": "nope"})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 import convstore
 
@@ -58,3 +61,50 @@ async def test_a_file_that_is_not_sqlite_is_named(tmp_path: Path) -> None:
         await convstore.connect(f"sqlite:///{path}")
     assert info.value.__cause__ is not None
     assert path.read_bytes().startswith(b"these are not")
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+asyncpg"])
+async def test_postgresql_url_forms(postgres_url: str, scheme: str) -> None:
+    """``postgresql://``, ``postgres://`` and ``postgresql+asyncpg://`` all open asyncpg stores."""
+    url = make_url(postgres_url).set(drivername=scheme).render_as_string(hide_password=False)
+    async with convstore.connect(url) as store:
+        assert store.engine.dialect.driver == "asyncpg"
+        await store.save_snapshot("s1", [{"role": "user", "content": "hi"}])
+        assert await store.restore_snapshot("s1") is not None
+
+
+async def test_a_server_that_is_down_is_a_clear_error() -> None:
+    """A PostgreSQL server that does not answer raises StorageError promptly, naming the server."""
+    with pytest.raises(convstore.StorageError, match=r"127\.0\.0\.1:1") as info:
+        await asyncio.wait_for(convstore.connect("postgresql://nobody@127.0.0.1:1/none"), 30)
+    assert info.value.__cause__ is not None
+
+
+async def test_postgresql_without_asyncpg_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the asyncpg driver a PostgreSQL URL raises ConfigurationError naming the extra."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "asyncpg" else real_find_spec(name, *args),
+    )
+    with pytest.raises(convstore.ConfigurationError, match=r"convstore\[postgres\]"):
+        await convstore.connect("postgresql://postgres@127.0.0.1/test")
+
+
+async def test_workers_starting_together_on_an_empty_database_all_come_up(
+    database_url: str,
+) -> None:
+    """Eight connects with migrate=True at once on an empty database migrate it exactly once."""
+    stores = await asyncio.gather(*(convstore.connect(database_url) for _ in range(8)))
+    try:
+        await asyncio.gather(
+            *(store.save_snapshot(f"w{i}", [{"n": i}]) for i, store in enumerate(stores))
+        )
+        async with stores[0].engine.connect() as conn:
+            versions = (await conn.exec_driver_sql("SELECT count(*) FROM alembic_version")).scalar()
+        assert versions == 1
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))

@@ -42,6 +42,12 @@ def attempt(call: str, number: int, outcome: str, **fields: object) -> convstore
 
 
 @pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """The README's queries are written in SQLite's dialect, the embedded default."""
+    return f"sqlite:///{tmp_path / 'readme.db'}"
+
+
+@pytest.fixture
 async def populated(store: convstore.Store) -> convstore.Store:
     """A store with conversations, crashes, recoveries and a retry history."""
     await store.save_snapshot(

@@ -122,7 +122,7 @@ async def test_a_failing_log_leaves_the_result_alone(
     store: convstore.Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With the log table gone the call still returns its result, and a warning is logged."""
-    async with store.engine.connect() as conn:
+    async with store.engine.begin() as conn:
         await conn.exec_driver_sql("DROP TABLE retry_events")
     executor = convstore.RetryExecutor(store=store, sleep=no_sleep)
     with caplog.at_level(logging.WARNING, logger="convstore"):

@@ -131,7 +131,9 @@ async def test_append_trims_to_the_cap(store: convstore.Store) -> None:
     assert tuple(stored) == (280, 379, 100)
 
 
-async def test_messages_are_stored_with_position_and_role(store: convstore.Store) -> None:
+async def test_messages_are_stored_with_position_and_role(
+    store: convstore.Store, backend: str
+) -> None:
     """Each message row carries its position in the whole conversation and its string role."""
     messages: list[object] = [
         {"role": "user", "content": "a"},
@@ -140,11 +142,10 @@ async def test_messages_are_stored_with_position_and_role(store: convstore.Store
         "plain",
     ]
     await store.save_snapshot("s1", messages)
+    content = "json_extract(body, '$.content')" if backend == "sqlite" else "body->>'content'"
     async with store.engine.connect() as conn:
         rows = (
-            await conn.exec_driver_sql(
-                "SELECT seq, role, json_extract(body, '$.content') FROM messages ORDER BY seq"
-            )
+            await conn.exec_driver_sql(f"SELECT seq, role, {content} FROM messages ORDER BY seq")
         ).all()
     assert [tuple(r) for r in rows] == [
         (0, "user", "a"),

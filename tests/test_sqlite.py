@@ -23,6 +23,12 @@ NEW = [{"role": "user", "content": f"new {i}"} for i in range(100)]
 
 
 @pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """These tests are about SQLite alone."""
+    return f"sqlite:///{tmp_path / 'convstore.db'}"
+
+
+@pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """A path for a SQLite file that does not exist yet."""
     return tmp_path / "app.db"
