@@ -7,6 +7,7 @@ logging every attempt to the same database.
 
 from convstore._backoff import BackoffConfig, Policy
 from convstore._classify import ErrorClassifier, ErrorRule, ErrorType, Evidence, Explanation
+from convstore._lease import Lease
 from convstore._records import InterruptedSession, Interruption, RetrySummary, Snapshot
 from convstore._retry import (
     Attempt,
@@ -24,6 +25,7 @@ from convstore.exceptions import (
     ConvstoreError,
     InvalidArgument,
     InvalidSessionId,
+    LeaseHeld,
     SchemaError,
     StorageError,
 )
@@ -44,6 +46,8 @@ __all__ = [
     "Interruption",
     "InvalidArgument",
     "InvalidSessionId",
+    "Lease",
+    "LeaseHeld",
     "OnRetry",
     "Outcome",
     "Policy",

@@ -23,6 +23,10 @@ from convstore._records import InterruptedSession, Interruption, RetrySummary, S
 from convstore._retry import Attempt
 from convstore._schema import interruptions, retry_events, sessions
 from convstore._validate import storable_text
+from convstore.exceptions import LeaseHeld
+
+#: The interruption reason of sessions whose owner stopped renewing its lease.
+ABANDONED = "abandoned"
 
 #: One message ready for the database: (session_id, seq, role, encoded body).
 EncodedMessage = tuple[str, int, str | None, str]
@@ -108,25 +112,133 @@ class Repository(ABC):
 
     async def mark_interrupted(self, session_id: str, reason: str | None, now: datetime) -> None:
         """Mark the session interrupted, creating it if unknown, and add a history row."""
-        marker = {"interrupted_at": now, "interrupt_reason": reason}
-        upsert = self._insert(sessions).values(
-            session_id=session_id,
-            created_at=now,
-            saved_at=now,
-            message_count=0,
-            extra={},
-            **marker,
-        )
         with storage_errors("mark_interrupted", self.database):
             async with self._write() as conn:
+                await self._interrupt(conn, session_id, reason, now)
+
+    async def _interrupt(
+        self,
+        conn: AsyncConnection,
+        session_id: str,
+        reason: str | None,
+        now: datetime,
+        **also: Any,
+    ) -> None:
+        """Set the interruption marker (and the columns in `also`), creating the session if
+        unknown, and add a history row."""
+        marker = {"interrupted_at": now, "interrupt_reason": reason, **also}
+        await conn.execute(
+            self._upsert_session(session_id, now, marker).on_conflict_do_update(
+                index_elements=["session_id"], set_=marker
+            )
+        )
+        await conn.execute(
+            insert(interruptions).values(session_id=session_id, interrupted_at=now, reason=reason)
+        )
+
+    def _upsert_session(
+        self, session_id: str, now: datetime, values: Mapping[str, Any]
+    ) -> SQLiteInsert | PostgresInsert:
+        """An INSERT of a new, empty session with `values`, ready for ON CONFLICT."""
+        return self._insert(sessions).values(
+            session_id=session_id, created_at=now, saved_at=now, message_count=0, extra={}, **values
+        )
+
+    async def take_lease(
+        self, session_id: str, owner: str, expires_at: datetime, now: datetime
+    ) -> None:
+        """Make `owner` the session's runner until `expires_at`, creating the session if unknown.
+
+        A lease that another owner let expire is taken over, and recorded as an abandonment;
+        one that is still alive raises `LeaseHeld`.
+        """
+        lease = {"owner": owner, "lease_expires_at": expires_at}
+        with storage_errors("running", self.database):
+            async with self._write() as conn:
+                current = (
+                    await conn.execute(
+                        select(sessions.c.owner, sessions.c.lease_expires_at)
+                        .where(sessions.c.session_id == session_id)
+                        .with_for_update()
+                    )
+                ).one_or_none()
+                if current is not None and current.owner not in (None, owner):
+                    if current.lease_expires_at >= now:
+                        raise LeaseHeld(
+                            f"session {session_id!r} is running under owner {current.owner!r} "
+                            f"until {current.lease_expires_at.isoformat()}"
+                        )
+                    await self._interrupt(conn, session_id, ABANDONED, now)
                 await conn.execute(
-                    upsert.on_conflict_do_update(index_elements=["session_id"], set_=marker)
-                )
-                await conn.execute(
-                    insert(interruptions).values(
-                        session_id=session_id, interrupted_at=now, reason=reason
+                    self._upsert_session(session_id, now, lease).on_conflict_do_update(
+                        index_elements=["session_id"], set_=lease
                     )
                 )
+
+    async def renew_lease(self, session_id: str, owner: str, expires_at: datetime) -> bool:
+        """Extend the owner's lease; False if the owner no longer holds it."""
+        with storage_errors("running", self.database):
+            async with self._write() as conn:
+                result = await conn.execute(
+                    update(sessions)
+                    .where(sessions.c.session_id == session_id, sessions.c.owner == owner)
+                    .values(lease_expires_at=expires_at)
+                )
+        return bool(result.rowcount)
+
+    async def end_lease(
+        self, session_id: str, owner: str, reason: str | None, now: datetime
+    ) -> None:
+        """Clear the owner's lease; with a reason, mark the session interrupted as well."""
+        free = {"owner": None, "lease_expires_at": None}
+        with storage_errors("running", self.database):
+            async with self._write() as conn:
+                if reason is not None:
+                    await self._interrupt(conn, session_id, reason, now, **free)
+                else:
+                    await conn.execute(
+                        update(sessions)
+                        .where(sessions.c.session_id == session_id, sessions.c.owner == owner)
+                        .values(free)
+                    )
+
+    async def recover_abandoned(self, now: datetime) -> list[InterruptedSession]:
+        """Mark every session whose lease expired as interrupted; each is returned once only."""
+        with storage_errors("recover_abandoned", self.database):
+            async with self._write() as conn:
+                # One UPDATE claims the rows: a concurrent caller waits for it, then finds
+                # their leases gone and claims nothing.
+                claimed = (
+                    await conn.execute(
+                        update(sessions)
+                        .where(sessions.c.lease_expires_at < now)
+                        .values(
+                            interrupted_at=now,
+                            interrupt_reason=ABANDONED,
+                            owner=None,
+                            lease_expires_at=None,
+                        )
+                        .returning(sessions.c.session_id, sessions.c.message_count)
+                    )
+                ).all()
+                if claimed:
+                    await conn.execute(
+                        insert(interruptions),
+                        [
+                            {"session_id": sid, "interrupted_at": now, "reason": ABANDONED}
+                            for sid, _ in claimed
+                        ],
+                    )
+        return [
+            InterruptedSession(
+                session_id=sid,
+                message_count=count,
+                interrupted_at=now,
+                age_seconds=0.0,
+                reason=ABANDONED,
+            )
+            for sid, count in sorted(claimed)
+        ]
 
     async def delete(self, session_id: str, now: datetime) -> bool:
         """Delete the session and its messages; its interruption history stays, resolved."""

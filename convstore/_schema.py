@@ -51,6 +51,9 @@ class SessionRow(Base):
     extra: Mapped[Any] = mapped_column(JSONDocument())
     interrupted_at: Mapped[datetime | None]
     interrupt_reason: Mapped[str | None] = mapped_column(Text)
+    #: Who runs the session now (see `Store.running`), and until when its lease holds.
+    owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[datetime | None]
 
     __table_args__ = (
         # Partial: its size, and so the cost of listing interrupted sessions, grows with the
@@ -61,6 +64,13 @@ class SessionRow(Base):
             "session_id",
             sqlite_where=text("interrupted_at IS NOT NULL"),
             postgresql_where=text("interrupted_at IS NOT NULL"),
+        ),
+        # Likewise for finding expired leases among the running sessions.
+        Index(
+            "ix_sessions_lease_expires_at",
+            "lease_expires_at",
+            sqlite_where=text("lease_expires_at IS NOT NULL"),
+            postgresql_where=text("lease_expires_at IS NOT NULL"),
         ),
     )
 

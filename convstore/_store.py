@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -10,7 +11,7 @@ from typing import Any, Self
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from convstore import _validate
+from convstore import _lease, _validate
 from convstore._engine import (
     check_sqlite_path,
     configure_engine,
@@ -19,6 +20,7 @@ from convstore._engine import (
     resolve_url,
 )
 from convstore._errors import storage_errors
+from convstore._lease import Lease
 from convstore._migrate import ensure_schema
 from convstore._records import InterruptedSession, Interruption, RetrySummary, Snapshot
 from convstore._repository import Repository
@@ -28,6 +30,7 @@ from convstore._types import utcnow
 from convstore.exceptions import InvalidArgument
 
 DEFAULT_MAX_MESSAGES = 100
+DEFAULT_LEASE_S = 30.0
 
 
 class Store:
@@ -124,6 +127,27 @@ class Store:
     async def delete_snapshot(self, session_id: str) -> bool:
         """Delete the session and its messages; whether it existed. Its crash history stays."""
         return await self._repository.delete(_validate.session_id(session_id), utcnow())
+
+    def running(
+        self, session_id: str, owner: str | None = None, lease_s: float = DEFAULT_LEASE_S
+    ) -> AbstractAsyncContextManager[Lease]:
+        """Mark the session as running under `owner` while the ``async with`` block runs.
+
+        A background task renews the lease every third of `lease_s` seconds. A clean exit clears
+        it; an exception marks the session interrupted with the exception as the reason, then
+        propagates. If the process dies, the lease expires and `recover_abandoned` finds it.
+        `owner` defaults to a token naming this host and process. A session running under
+        another owner whose lease is alive raises `LeaseHeld`; an expired one is taken over and
+        recorded as abandoned.
+        """
+        return _lease.running(self._repository, _validate.session_id(session_id), owner, lease_s)
+
+    async def recover_abandoned(self) -> list[InterruptedSession]:
+        """Mark every session whose lease expired (its owner died) interrupted, as "abandoned".
+
+        Returns them; safe to call from many workers at once, each session is returned by one.
+        """
+        return await self._repository.recover_abandoned(utcnow())
 
     async def record_attempt(self, attempt: Attempt) -> None:
         """Store one attempt of a retried call as a ``retry_events`` row.

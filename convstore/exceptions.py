@@ -7,6 +7,7 @@ The tree::
     ├── SchemaError             the database is not at the revision this convstore needs
     ├── InvalidArgument         bad input; also a ValueError; nothing stored was changed
     │   └── InvalidSessionId    a session id that is not a non-empty str of at most 255 characters
+    ├── LeaseHeld               another live owner is running the session
     └── StorageError            the database failed: locked, unreachable, corrupt, read-only
 
 Driver and SQLAlchemy errors are translated into `StorageError` at the repository boundary, with
@@ -20,6 +21,7 @@ __all__ = [
     "ConvstoreError",
     "InvalidArgument",
     "InvalidSessionId",
+    "LeaseHeld",
     "SchemaError",
     "StorageError",
 ]
@@ -43,6 +45,10 @@ class InvalidArgument(ConvstoreError, ValueError):
 
 class InvalidSessionId(InvalidArgument):
     """A session id that is not a non-empty str of at most 255 characters without NUL."""
+
+
+class LeaseHeld(ConvstoreError):
+    """`Store.running` found the session running under another owner whose lease is alive."""
 
 
 class StorageError(ConvstoreError):

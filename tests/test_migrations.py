@@ -126,3 +126,26 @@ async def test_a_database_from_a_newer_convstore_is_refused(database_url: str) -
         await conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'from_the_future'")
     with pytest.raises(convstore.SchemaError, match="newer convstore"):
         await convstore.connect(database_url)
+
+
+async def test_an_older_database_is_upgraded_with_its_data(store: convstore.Store) -> None:
+    """A database at revision 0001 holding sessions is brought to the newest, data intact."""
+    await store.save_snapshot("kept", [{"role": "user", "content": "from revision 0001"}])
+    await store.mark_interrupted("kept", reason="before the upgrade")
+
+    def downgrade(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+
+    async with store.engine.connect() as conn:
+        await conn.run_sync(downgrade)
+    with pytest.raises(convstore.SchemaError, match="revision '0001'"):
+        await convstore.connect(store.engine, migrate=False)
+    async with convstore.connect(store.engine) as upgraded:
+        snap = await upgraded.restore_snapshot("kept")
+        assert snap is not None
+        assert snap.messages == [{"role": "user", "content": "from revision 0001"}]
+        assert snap.interrupt_reason == "before the upgrade"
+        async with upgraded.running("kept"):
+            pass
