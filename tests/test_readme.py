@@ -11,7 +11,10 @@ import pytest
 import convstore
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-SQL_BLOCKS = re.findall(r"```sql\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+#: (dialect, SQL) of every SQL block: `sql` blocks are for both backends.
+SQL_BLOCKS = re.findall(
+    r"```(sql|sqlite|postgresql)\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL
+)
 
 
 def statements(block: str) -> list[str]:
@@ -42,12 +45,6 @@ def attempt(call: str, number: int, outcome: str, **fields: object) -> convstore
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """The README's queries are written in SQLite's dialect, the embedded default."""
-    return f"sqlite:///{tmp_path / 'readme.db'}"
-
-
-@pytest.fixture
 async def populated(store: convstore.Store) -> convstore.Store:
     """A store with conversations, crashes, recoveries and a retry history."""
     await store.save_snapshot(
@@ -68,17 +65,25 @@ async def populated(store: convstore.Store) -> convstore.Store:
     return store
 
 
-def test_the_readme_has_sql() -> None:
-    """The README documents queries over the crash and retry history."""
-    text = " ".join(SQL_BLOCKS)
-    assert len(SQL_BLOCKS) >= 5
-    assert "retry_events" in text
-    assert "interruptions" in text
+def test_the_readme_has_a_cookbook_for_both_backends() -> None:
+    """The README gives at least five queries over the history, each runnable on both backends."""
+    for backend in ("sqlite", "postgresql"):
+        blocks = [sql for dialect, sql in SQL_BLOCKS if dialect in ("sql", backend)]
+        assert len(blocks) >= 5
+        text = " ".join(blocks)
+        assert "retry_events" in text
+        assert "interruptions" in text
 
 
-@pytest.mark.parametrize("block", SQL_BLOCKS, ids=[f"sql{i}" for i in range(len(SQL_BLOCKS))])
-async def test_readme_query_runs_and_finds_rows(populated: convstore.Store, block: str) -> None:
+@pytest.mark.parametrize(
+    ("dialect", "block"), SQL_BLOCKS, ids=[f"{d}{i}" for i, (d, _) in enumerate(SQL_BLOCKS)]
+)
+async def test_readme_query_runs_and_finds_rows(
+    populated: convstore.Store, backend: str, dialect: str, block: str
+) -> None:
     """Each SQL block of the README runs and returns rows on a populated database."""
+    if dialect not in ("sql", backend):
+        pytest.skip(f"a {dialect} query")
     async with populated.engine.connect() as conn:
         for statement in statements(block):
             rows = (await conn.exec_driver_sql(statement)).all()
