@@ -7,7 +7,9 @@
 2. Values the databases refuse still round-trip exactly, stored as a tagged object whose key
    ``"$convstore"`` names the kind:
 
-   - float NaN, Infinity, -Infinity: ``{"$convstore": "float", "value": "NaN"}``;
+   - float NaN, Infinity, -Infinity: ``{"$convstore": "float", "value": "NaN"}``; and, with
+     ``exact_numbers`` (for PostgreSQL, whose jsonb would give them back changed), -0.0 and whole
+     floats from 1e16 up to the 64-bit limit: ``{"$convstore": "float", "value": "1e+16"}``;
    - a str holding NUL or a lone surrogate: ``{"$convstore": "str", "b64": "..."}``, the base64
      of ``s.encode("utf-8", "surrogatepass")``;
    - an int below -2**63 or above 2**64 - 1, in hex because ``str()`` refuses ints of more than
@@ -49,20 +51,28 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _MAX_DEPTH = 254  # orjson's own nesting limit, so both paths refuse the same values
 # PostgreSQL rejects the \u0000 escape, and no UTF-8 text can hold a lone surrogate.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# PostgreSQL's numeric, behind jsonb, writes a float of 1e16 or more back in integer digits, which
+# read back as an int while they fit 64 bits, and it has no negative zero. orjson writes the
+# first kind with an exponent of 16 to 19 and the second as -0.0.
+_INTEGRAL_FLOAT_MIN = 1e16
+_RESHAPED_TRACE = re.compile(rb"e\+1[6-9]|-0\.0")
 
 
 class _NeedsTag(Exception):
     """Raised from orjson's ``default`` to send the whole value down the slow path."""
 
 
-def encode(value: object) -> str:
-    """Return JSON text for ``value`` that SQLite and PostgreSQL both accept (module rules)."""
+def encode(value: object, *, exact_numbers: bool = False) -> str:
+    """Return JSON text for ``value`` that SQLite and PostgreSQL both accept (module rules).
+
+    With `exact_numbers`, floats that PostgreSQL's jsonb would change are always tagged.
+    """
     try:
         out = orjson.dumps(value, default=_default, option=_OPTIONS)
     except orjson.JSONEncodeError:
         pass  # a big int, lone surrogate, non-str key, NUL from str(), or too deep
     else:
-        if not (_suspect(out) and _has_hidden(value)):
+        if not (_suspect(out, exact_numbers) and _has_hidden(value)):
             return out.decode()
     try:
         return orjson.dumps(_safe(value, set())).decode()
@@ -72,7 +82,7 @@ def encode(value: object) -> str:
         ) from exc
 
 
-def encode_many(values: Sequence[object]) -> list[str]:
+def encode_many(values: Sequence[object], *, exact_numbers: bool = False) -> list[str]:
     """Return ``[encode(v) for v in values]``, faster for a whole conversation.
 
     The outputs are checked for traces of special values in one pass over their concatenation
@@ -81,21 +91,32 @@ def encode_many(values: Sequence[object]) -> list[str]:
     try:
         outs = [orjson.dumps(value, default=_default, option=_OPTIONS) for value in values]
     except orjson.JSONEncodeError:
-        return [encode(value) for value in values]
+        return [encode(value, exact_numbers=exact_numbers) for value in values]
     # orjson escapes every control character inside strings and writes no whitespace, so a
     # newline cannot occur in any output and safely separates them.
     joined = b"\n".join(outs)
-    if _suspect(joined):
-        return [encode(value) for value in values]
+    if _suspect(joined, exact_numbers):
+        return [encode(value, exact_numbers=exact_numbers) for value in values]
     return joined.decode().split("\n") if outs else []
 
 
-def _suspect(out: bytes) -> bool:
-    """Whether orjson's output may hide a NaN or infinity, a NUL or a tag-like key."""
+def _suspect(out: bytes, exact_numbers: bool) -> bool:
+    """Whether orjson's output may hide a NaN or infinity, a NUL or a tag-like key, and with
+    `exact_numbers` a float that jsonb would change."""
     # orjson writes NaN and infinities as null and NUL as \u0000 without complaint, so a value is
     # walked only when its output holds such a trace. Each substring scan costs about as much as
-    # orjson.dumps itself, hence the memchr-fast look for "$" first.
-    return b"null" in out or b"\\u0000" in out or (b"$" in out and b'"$convstore"' in out)
+    # orjson.dumps itself, hence the memchr-fast look for "$" first, and the scans for floats
+    # only where they matter (SQLite keeps the text it is given).
+    return (
+        b"null" in out
+        or b"\\u0000" in out
+        or (b"$" in out and b'"$convstore"' in out)
+        or (
+            exact_numbers
+            and (b"e+1" in out or b"-0.0" in out)
+            and _RESHAPED_TRACE.search(out) is not None
+        )
+    )
 
 
 def decode(text: str | bytes) -> Any:
@@ -158,7 +179,7 @@ def _has_hidden(value: object) -> bool:
                 return True
         return False
     if isinstance(value, float):
-        return not math.isfinite(value)
+        return not math.isfinite(value) or _reshaped(value)
     if isinstance(value, enum.Enum):
         return _has_hidden(value.value)
     return False
@@ -174,7 +195,9 @@ def _safe(value: object, parents: set[int]) -> object:
         return value if _INT_MIN <= value <= _INT_MAX else {_TAG: "int", "hex": hex(value)}
     if isinstance(value, float):
         number = float.__float__(value)
-        return number if math.isfinite(number) else {_TAG: "float", "value": _float_text(number)}
+        if math.isfinite(number) and not _reshaped(number):
+            return number
+        return {_TAG: "float", "value": _float_text(number)}
     if isinstance(value, enum.Enum):  # after str and int: orjson writes a StrEnum as its str
         return _safe(value.value, parents)
     if not isinstance(value, dict | list | tuple):
@@ -197,6 +220,13 @@ def _safe(value: object, parents: set[int]) -> object:
         safe = [_safe(item, parents) for item in value]
     parents.remove(id(value))
     return safe
+
+
+def _reshaped(number: float) -> bool:
+    """Whether PostgreSQL's jsonb would give the float back as an int or without its sign."""
+    if number == 0.0:
+        return math.copysign(1.0, number) < 0
+    return abs(number) >= _INTEGRAL_FLOAT_MIN and _INT_MIN <= number <= _INT_MAX
 
 
 def _safe_str(text: str) -> object:
@@ -253,8 +283,11 @@ def _from_tag(tag: dict[str, Any]) -> Any:
     """Return the value a tagged object stands for; ValueError if it is not one `encode` writes."""
     kind = tag[_TAG]
     if len(tag) == 2:
-        if kind == "float" and tag["value"] in ("NaN", "Infinity", "-Infinity"):
-            return float(tag["value"])
+        if kind == "float" and isinstance(tag["value"], str):
+            number = float(tag["value"])
+            if math.isfinite(number) and not _reshaped(number):
+                raise ValueError("a float tag for a float that needs none")
+            return number
         if kind == "str":
             raw = base64.b64decode(tag["b64"], validate=True)
             return raw.decode("utf-8", "surrogatepass")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,11 @@ from convstore.exceptions import ConfigurationError
 # How long a SQLite write waits for another connection's write to finish before failing.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-# How long connecting to a database server may take before it counts as unreachable.
+# How long connecting to a database server may take before it counts as unreachable, and how
+# long one statement may wait for an answer: a server that stops answering (a host gone, a cut
+# network) refuses nothing, and would otherwise leave the caller waiting for TCP to give up.
 CONNECT_TIMEOUT_S = 10
+COMMAND_TIMEOUT_S = 60
 
 _SET_UP = "convstore_set_up"
 _DRIVERS = {
@@ -57,11 +61,33 @@ def is_sqlite_memory(url: URL) -> bool:
     return database in ("", ":memory:") or url.query.get("mode") == "memory"
 
 
+def sqlite_read_only_reason(url: URL) -> str | None:
+    """Why a SQLite file cannot be written, if its file system is mounted read-only."""
+    if url.get_backend_name() != "sqlite" or is_sqlite_memory(url) or url.query.get("uri"):
+        return None
+    directory = Path(url.database or "").expanduser().resolve().parent
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return None
+    if not read_only:
+        return None
+    return (
+        f"the file system holding {str(directory)!r} is mounted read-only, and SQLite must "
+        "write its -wal and -shm files next to the database"
+    )
+
+
 def check_sqlite_path(url: URL) -> None:
     """Raise ConfigurationError when a SQLite file's directory does not exist."""
     if is_sqlite_memory(url) or url.query.get("uri"):
         return
     directory = Path(url.database or "").expanduser().resolve().parent
+    if directory.exists() and not directory.is_dir():
+        raise ConfigurationError(
+            f"cannot create SQLite database {url.database!r}: {str(directory)!r} is a file, "
+            "not a directory"
+        )
     if not directory.is_dir():
         raise ConfigurationError(
             f"cannot create SQLite database {url.database!r}: directory {str(directory)!r} "
@@ -79,7 +105,10 @@ def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
     if single_use:
         options["poolclass"] = NullPool
     if url.get_backend_name() == "postgresql":
-        options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
+        options["connect_args"] = {
+            "timeout": CONNECT_TIMEOUT_S,
+            "command_timeout": COMMAND_TIMEOUT_S,
+        }
         # JSON columns reach convstore's codec as text; parsing them here would be wasted work.
         options["json_deserializer"] = str
     elif is_sqlite_memory(url) and not single_use:

@@ -18,6 +18,7 @@ from convstore._engine import (
     create_engine,
     describe,
     resolve_url,
+    sqlite_read_only_reason,
 )
 from convstore._errors import storage_errors
 from convstore._lease import Lease
@@ -27,7 +28,7 @@ from convstore._repository import Repository
 from convstore._retry import Attempt
 from convstore._sqlite import SQLiteRepository
 from convstore._types import utcnow
-from convstore.exceptions import InvalidArgument
+from convstore.exceptions import InvalidArgument, StorageError
 
 DEFAULT_MAX_MESSAGES = 100
 DEFAULT_LEASE_S = 30.0
@@ -232,8 +233,14 @@ class _Connecting:
         database = describe(engine.url)
         ready = False
         try:
-            with storage_errors("connect", database):
-                await ensure_schema(engine, migrate=self._migrate)
+            try:
+                with storage_errors("connect", database):
+                    await ensure_schema(engine, migrate=self._migrate)
+            except StorageError as exc:
+                reason = sqlite_read_only_reason(engine.url)
+                if reason is None:
+                    raise
+                raise StorageError(f"connect failed on {database}: {reason}") from exc.__cause__
             ready = True
         finally:
             if owns_engine and not ready:

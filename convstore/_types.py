@@ -73,7 +73,9 @@ class JSONDocument(TypeDecorator[Any]):
         return dialect.type_descriptor(Text())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else _codec.encode(value)
+        if value is None:
+            return None
+        return _codec.encode(value, exact_numbers=dialect.name == "postgresql")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
