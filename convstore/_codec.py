@@ -7,15 +7,19 @@
 2. Values the databases refuse still round-trip exactly, stored as a tagged object whose key
    ``"$convstore"`` names the kind:
 
-   - float NaN, Infinity, -Infinity: ``{"$convstore": "float", "value": "NaN"}``; and, with
-     ``exact_numbers`` (for PostgreSQL, whose jsonb would give them back changed), -0.0 and whole
-     floats from 1e16 up to the 64-bit limit: ``{"$convstore": "float", "value": "1e+16"}``;
+   - float NaN, Infinity, -Infinity: ``{"$convstore": "float", "value": "NaN"}``; and -0.0 and
+     whole floats from 1e16 up to the 64-bit limit, which PostgreSQL's jsonb would give back
+     changed: ``{"$convstore": "float", "value": "1e+16"}``;
    - a str holding NUL or a lone surrogate: ``{"$convstore": "str", "b64": "..."}``, the base64
      of ``s.encode("utf-8", "surrogatepass")``;
    - an int below -2**63 or above 2**64 - 1, in hex because ``str()`` refuses ints of more than
      4,300 digits: ``{"$convstore": "int", "hex": "-0x8000000000000001"}``;
    - a dict with a ``"$convstore"`` key, or a key holding NUL or a lone surrogate:
      ``{"$convstore": "dict", "items": [[key, value], ...]}``, each key a str or a str tag.
+
+   With ``jsonb=False`` (for SQLite, which keeps the JSON text it is given) NUL inside strings
+   may stay a ``\u0000`` escape and those floats plain JSON numbers: the faster encoding skips
+   looking for them, and they read back exactly all the same.
 
 3. Values JSON has no type for are stored as ``str(value)``, as ``json.dumps(value, default=str)``
    would: datetime, date, time, bytes, set, frozenset, Decimal, UUID, dataclass instances and any
@@ -62,17 +66,15 @@ class _NeedsTag(Exception):
     """Raised from orjson's ``default`` to send the whole value down the slow path."""
 
 
-def encode(value: object, *, exact_numbers: bool = False) -> str:
-    """Return JSON text for ``value`` that SQLite and PostgreSQL both accept (module rules).
-
-    With `exact_numbers`, floats that PostgreSQL's jsonb would change are always tagged.
-    """
+def encode(value: object, *, jsonb: bool = True) -> str:
+    """Return JSON text for ``value`` (module rules); with `jsonb`, text PostgreSQL's jsonb
+    takes and gives back unchanged, else text that SQLite's JSON functions take."""
     try:
         out = orjson.dumps(value, default=_default, option=_OPTIONS)
     except orjson.JSONEncodeError:
         pass  # a big int, lone surrogate, non-str key, NUL from str(), or too deep
     else:
-        if not (_suspect(out, exact_numbers) and _has_hidden(value)):
+        if not (_suspect(out, jsonb) and _has_hidden(value)):
             return out.decode()
     try:
         return orjson.dumps(_safe(value, set())).decode()
@@ -82,7 +84,7 @@ def encode(value: object, *, exact_numbers: bool = False) -> str:
         ) from exc
 
 
-def encode_many(values: Sequence[object], *, exact_numbers: bool = False) -> list[str]:
+def encode_many(values: Sequence[object], *, jsonb: bool = True) -> list[str]:
     """Return ``[encode(v) for v in values]``, faster for a whole conversation.
 
     The outputs are checked for traces of special values in one pass over their concatenation
@@ -91,30 +93,31 @@ def encode_many(values: Sequence[object], *, exact_numbers: bool = False) -> lis
     try:
         outs = [orjson.dumps(value, default=_default, option=_OPTIONS) for value in values]
     except orjson.JSONEncodeError:
-        return [encode(value, exact_numbers=exact_numbers) for value in values]
+        return [encode(value, jsonb=jsonb) for value in values]
     # orjson escapes every control character inside strings and writes no whitespace, so a
     # newline cannot occur in any output and safely separates them.
     joined = b"\n".join(outs)
-    if _suspect(joined, exact_numbers):
-        return [encode(value, exact_numbers=exact_numbers) for value in values]
+    if _suspect(joined, jsonb):
+        return [encode(value, jsonb=jsonb) for value in values]
     return joined.decode().split("\n") if outs else []
 
 
-def _suspect(out: bytes, exact_numbers: bool) -> bool:
-    """Whether orjson's output may hide a NaN or infinity, a NUL or a tag-like key, and with
-    `exact_numbers` a float that jsonb would change."""
+def _suspect(out: bytes, jsonb: bool) -> bool:
+    """Whether orjson's output may hide a NaN or infinity or a tag-like key, and with `jsonb` a
+    NUL or a float that jsonb would change."""
     # orjson writes NaN and infinities as null and NUL as \u0000 without complaint, so a value is
     # walked only when its output holds such a trace. Each substring scan costs about as much as
-    # orjson.dumps itself, hence the memchr-fast look for "$" first, and the scans for floats
-    # only where they matter (SQLite keeps the text it is given).
+    # orjson.dumps itself, hence the memchr-fast look for "$" first, and the scans that only
+    # jsonb needs left out for SQLite, which keeps the text it is given.
     return (
         b"null" in out
-        or b"\\u0000" in out
         or (b"$" in out and b'"$convstore"' in out)
         or (
-            exact_numbers
-            and (b"e+1" in out or b"-0.0" in out)
-            and _RESHAPED_TRACE.search(out) is not None
+            jsonb
+            and (
+                b"\\u0000" in out
+                or ((b"e+1" in out or b"-0.0" in out) and _RESHAPED_TRACE.search(out) is not None)
+            )
         )
     )
 

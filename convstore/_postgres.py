@@ -133,8 +133,8 @@ class PostgresRepository(Repository):
         now: datetime,
     ) -> None:
         first = message_count - len(kept)
-        roles, bodies = _columns(encode_messages(session_id, kept, first, exact_numbers=True))
-        encoded_extra = _codec.encode(extra, exact_numbers=True)
+        roles, bodies = _columns(encode_messages(session_id, kept, first, jsonb=True))
+        encoded_extra = _codec.encode(extra, jsonb=True)
 
         async def save(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
@@ -155,8 +155,8 @@ class PostgresRepository(Repository):
         max_messages: int,
         now: datetime,
     ) -> int:
-        roles, bodies = _columns(encode_messages(session_id, kept, 0, exact_numbers=True))
-        encoded_extra = None if extra is None else _codec.encode(extra, exact_numbers=True)
+        roles, bodies = _columns(encode_messages(session_id, kept, 0, jsonb=True))
+        encoded_extra = None if extra is None else _codec.encode(extra, jsonb=True)
 
         async def append(conn: asyncpg.Connection) -> int:
             async with conn.transaction():

@@ -33,10 +33,10 @@ EncodedMessage = tuple[str, int, str | None, str]
 
 
 def encode_messages(
-    session_id: str, messages: Sequence[Any], first: int, *, exact_numbers: bool = False
+    session_id: str, messages: Sequence[Any], first: int, *, jsonb: bool
 ) -> list[EncodedMessage]:
     """Rows for `messages`, the first of them at position `first` of the conversation."""
-    bodies = _codec.encode_many(messages, exact_numbers=exact_numbers)
+    bodies = _codec.encode_many(messages, jsonb=jsonb)
     return [
         (session_id, first + i, role_of(message), body)
         for i, (message, body) in enumerate(zip(messages, bodies, strict=True))

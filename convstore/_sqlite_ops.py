@@ -85,8 +85,8 @@ def save(
 
     def body(conn: sqlite3.Connection) -> None:
         first = message_count - len(kept)
-        rows = encode_messages(session_id, kept, first)
-        encoded_extra = _codec.encode(extra)
+        rows = encode_messages(session_id, kept, first, jsonb=False)
+        encoded_extra = _codec.encode(extra, jsonb=False)
         conn.execute(_UPSERT_FOR_SAVE, (session_id, now, message_count, encoded_extra))
         conn.execute(_DELETE_OUTSIDE, (session_id, first, message_count))
         conn.executemany(_UPSERT_MESSAGE, rows)
@@ -107,8 +107,8 @@ def append(
 
     def body(conn: sqlite3.Connection) -> int:
         # Encoded with seq 0 onwards; the real positions are known once the count is read.
-        rows = encode_messages(session_id, kept, 0)
-        encoded_extra = None if extra is None else _codec.encode(extra)
+        rows = encode_messages(session_id, kept, 0, jsonb=False)
+        encoded_extra = None if extra is None else _codec.encode(extra, jsonb=False)
         ((count,),) = conn.execute(
             _UPSERT_FOR_APPEND, (session_id, now, added, encoded_extra)
         ).fetchall()

@@ -75,7 +75,7 @@ class JSONDocument(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return _codec.encode(value, exact_numbers=dialect.name == "postgresql")
+        return _codec.encode(value, jsonb=dialect.name == "postgresql")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:

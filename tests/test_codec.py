@@ -87,7 +87,6 @@ NATIVE = [
     2**64 - 1,
     -(2**63),
     1.5,
-    -0.0,
     1e300,
     5e-324,
     True,
@@ -98,6 +97,9 @@ NATIVE = [
 SPECIAL = [
     math.nan,
     math.inf,
+    -0.0,  # jsonb has no negative zero
+    1e16,  # jsonb gives whole floats of 1e16 and more back as ints
+    -1.5e18,
     -math.inf,
     "a\x00b",
     "\x00",
@@ -435,3 +437,12 @@ def test_untag_restores_values_a_driver_parsed() -> None:
     assert same(untag(json.loads(encode(value))), value)
     with pytest.raises(InvalidArgument):
         untag({"$convstore": "float", "value": "nope"})
+
+
+def test_sqlite_text_keeps_nul_and_floats_plain() -> None:
+    """With jsonb=False, NUL escapes and big whole floats stay plain JSON, and read back exactly."""
+    value = {"s": "a\x00b", "f": 1e16, "z": -0.0}
+    text = encode(value, jsonb=False)
+    assert text == orjson.dumps(value).decode()
+    assert same(value, decode(text))
+    assert encode_many([value], jsonb=False) == [text]

@@ -59,11 +59,8 @@ async def test_every_stored_body_is_valid_json(store: convstore.Store, backend: 
     """Bodies and extra, special values included, are JSON the database's functions accept."""
     special = [*NATIVE, {"x": math.nan}, {"y": -math.inf}]
     await store.save_snapshot("s1", special, extra={"nul": "\u0000"})
-    if backend == "sqlite":
-        query = (
-            "SELECT count(*) FROM messages WHERE NOT json_valid(body)"
-            " OR body LIKE '%\\u0000%' ESCAPE '!'"
-        )
+    if backend == "sqlite":  # a \u0000 escape is valid JSON to SQLite
+        query = "SELECT count(*) FROM messages WHERE NOT json_valid(body)"
     else:  # jsonb refuses invalid JSON and \u0000 outright; check it was not smuggled as text
         query = (
             "SELECT count(*) FROM messages WHERE body::text LIKE '%\\u0000%' ESCAPE '!'"
