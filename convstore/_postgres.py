@@ -21,7 +21,12 @@ from convstore import _codec
 from convstore._connections import Connections
 from convstore._errors import storage_errors
 from convstore._records import Snapshot
-from convstore._repository import Repository, attempt_values, encode_messages
+from convstore._repository import (
+    RETRY_EVENT_COLUMNS,
+    Repository,
+    attempt_values,
+    encode_messages,
+)
 from convstore._retry import Attempt
 
 T = TypeVar("T")
@@ -72,24 +77,9 @@ SELECT s.message_count, s.saved_at, s.extra::text, s.interrupted_at, s.interrupt
         FROM messages m WHERE m.session_id = s.session_id) AS bodies
 FROM sessions s WHERE s.session_id = $1
 """
-_RETRY_EVENT_COLUMNS = (
-    "call_id",
-    "session_id",
-    "operation",
-    "attempt",
-    "outcome",
-    "error_type",
-    "error_class",
-    "error_message",
-    "status_code",
-    "delay_s",
-    "retry_after_s",
-    "elapsed_s",
-    "created_at",
-)
 _INSERT_RETRY_EVENT = (
-    f"INSERT INTO retry_events ({', '.join(_RETRY_EVENT_COLUMNS)}) VALUES "
-    f"({', '.join(f'${i}' for i in range(1, len(_RETRY_EVENT_COLUMNS) + 1))})"
+    f"INSERT INTO retry_events ({', '.join(RETRY_EVENT_COLUMNS)}) VALUES "
+    f"({', '.join(f'${i}' for i in range(1, len(RETRY_EVENT_COLUMNS) + 1))})"
 )
 
 
@@ -198,7 +188,7 @@ class PostgresRepository(Repository):
 
     async def record_attempt(self, attempt: Attempt) -> None:
         values = attempt_values(attempt)
-        row = [values[column] for column in _RETRY_EVENT_COLUMNS]
+        row = [values[column] for column in RETRY_EVENT_COLUMNS]
 
         async def record(conn: asyncpg.Connection) -> None:
             await conn.execute(_INSERT_RETRY_EVENT, *row)

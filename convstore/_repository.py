@@ -369,6 +369,10 @@ def _summary_query(since: datetime | None, operation: str | None) -> Select[Any]
     )
 
 
+#: The ``retry_events`` columns an attempt fills, in the table's order.
+RETRY_EVENT_COLUMNS = tuple(column.name for column in retry_events.columns if column.name != "id")
+
+
 def attempt_values(attempt: Attempt) -> dict[str, Any]:
     """The ``retry_events`` row for an attempt."""
     return {

@@ -13,7 +13,7 @@ from typing import Any
 
 from convstore import _codec
 from convstore._records import Snapshot
-from convstore._repository import attempt_values, encode_messages
+from convstore._repository import RETRY_EVENT_COLUMNS, attempt_values, encode_messages
 from convstore._retry import Attempt
 from convstore._types import from_sqlite_text, to_sqlite_text
 
@@ -53,24 +53,9 @@ SELECT message_count, saved_at, extra, interrupted_at, interrupt_reason
 FROM sessions WHERE session_id = ?
 """
 _SELECT_BODIES = "SELECT body FROM messages WHERE session_id = ? ORDER BY seq"
-_RETRY_EVENT_COLUMNS = (
-    "call_id",
-    "session_id",
-    "operation",
-    "attempt",
-    "outcome",
-    "error_type",
-    "error_class",
-    "error_message",
-    "status_code",
-    "delay_s",
-    "retry_after_s",
-    "elapsed_s",
-    "created_at",
-)
 _INSERT_RETRY_EVENT = (
-    f"INSERT INTO retry_events ({', '.join(_RETRY_EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_RETRY_EVENT_COLUMNS))})"
+    f"INSERT INTO retry_events ({', '.join(RETRY_EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(RETRY_EVENT_COLUMNS))})"
 )
 
 
@@ -128,7 +113,7 @@ def record_attempt(attempt: Attempt) -> Body:
     """The body that inserts one ``retry_events`` row."""
     values = attempt_values(attempt)
     values["created_at"] = to_sqlite_text(attempt.created_at)
-    row = tuple(values[column] for column in _RETRY_EVENT_COLUMNS)
+    row = tuple(values[column] for column in RETRY_EVENT_COLUMNS)
 
     def body(conn: sqlite3.Connection) -> None:
         conn.execute(_INSERT_RETRY_EVENT, row)
