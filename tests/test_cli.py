@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import rate_limited_attempt
 from sqlalchemy import update
 
 import convstore
@@ -104,23 +105,12 @@ def error(result: Result, status: int = 1) -> str:
 
 def attempt(call: str, number: int, outcome: str, **fields: Any) -> convstore.Attempt:
     """A rate-limited attempt of llm.chat ten minutes ago, unless told otherwise."""
-    values: dict[str, Any] = {
-        "call_id": call,
+    defaults: dict[str, Any] = {
         "session_id": "chat/1",
-        "operation": "llm.chat",
-        "attempt": number,
-        "outcome": convstore.Outcome(outcome),
-        "error_type": convstore.ErrorType.RETRYABLE,
-        "error_class": "anthropic.RateLimitError",
-        "error_message": "rate limited",
-        "status_code": 429,
-        "delay_s": None,
-        "retry_after_s": None,
         "elapsed_s": 0.2,
         "created_at": datetime.now(UTC) - timedelta(minutes=10),
     }
-    values.update(fields)
-    return convstore.Attempt(**values)
+    return rate_limited_attempt(call, number, outcome, **{**defaults, **fields})
 
 
 def say(role: str, text: str) -> dict[str, str]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from factories import rate_limited_attempt
 
 import convstore
 
@@ -23,27 +23,6 @@ def statements(block: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def attempt(call: str, number: int, outcome: str, **fields: object) -> convstore.Attempt:
-    """An attempt an hour ago, rate-limited unless told otherwise."""
-    values: dict[str, object] = {
-        "call_id": call,
-        "session_id": "s1",
-        "operation": "llm.chat",
-        "attempt": number,
-        "outcome": convstore.Outcome(outcome),
-        "error_type": convstore.ErrorType.RETRYABLE,
-        "error_class": "anthropic.RateLimitError",
-        "error_message": "rate limited",
-        "status_code": 429,
-        "delay_s": None,
-        "retry_after_s": None,
-        "elapsed_s": 0.5,
-        "created_at": datetime.now(UTC) - timedelta(hours=1),
-    }
-    values.update(fields)
-    return convstore.Attempt(**values)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 async def populated(store: convstore.Store) -> convstore.Store:
     """A store with conversations, crashes, recoveries and a retry history."""
@@ -55,11 +34,13 @@ async def populated(store: convstore.Store) -> convstore.Store:
     await store.mark_interrupted("s2", reason="OOM")
     await store.append_messages("s1", [{"role": "user", "content": "back"}])
     for entry in [
-        attempt("a", 1, "retry", delay_s=5.0, retry_after_s=5.0),
-        attempt("a", 2, "success", error_type=None, error_class=None, status_code=None),
-        attempt("b", 1, "retry", delay_s=2.0),
-        attempt("b", 2, "retry", delay_s=4.0),
-        attempt("b", 3, "giveup"),
+        rate_limited_attempt("a", 1, "retry", delay_s=5.0, retry_after_s=5.0),
+        rate_limited_attempt(
+            "a", 2, "success", error_type=None, error_class=None, status_code=None
+        ),
+        rate_limited_attempt("b", 1, "retry", delay_s=2.0),
+        rate_limited_attempt("b", 2, "retry", delay_s=4.0),
+        rate_limited_attempt("b", 3, "giveup"),
     ]:
         await store.record_attempt(entry)
     return store
