@@ -23,7 +23,8 @@ def utcnow() -> datetime:
 
 def to_sqlite_text(value: datetime) -> str:
     """The text SQLite stores for an aware datetime: naive UTC, microsecond precision."""
-    return value.astimezone(UTC).strftime(SQLITE_DATETIME_FORMAT)
+    # isoformat writes SQLITE_DATETIME_FORMAT several times faster than strftime does.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def from_sqlite_text(value: str) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import subprocess
 import sys
@@ -284,3 +285,16 @@ def test_four_processes_write_to_one_file_without_lock_errors(db_path: Path) -> 
         assert versions == 1
     finally:
         check.close()
+
+
+async def test_timestamps_are_written_alike_by_every_path(store: convstore.Store) -> None:
+    """Times written by the fast paths and by SQLAlchemy share one text form, so they compare."""
+    await store.save_snapshot("s1", OLD)  # the connection thread's own SQL
+    await store.mark_interrupted("s1")  # SQLAlchemy Core, through the UTCDateTime type
+    async with store.engine.connect() as conn:
+        row = (
+            await conn.exec_driver_sql("SELECT created_at, saved_at, interrupted_at FROM sessions")
+        ).one()
+    for text in row:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", text), text
+    assert row.interrupted_at >= row.saved_at
