@@ -8,7 +8,6 @@ transaction, started with ``BEGIN IMMEDIATE`` on SQLite as the store's writes ar
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -18,9 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from alembic import command
 from alembic.util import CommandError
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -33,7 +31,7 @@ from convstore._engine import (
     resolve_url,
 )
 from convstore._errors import storage_errors
-from convstore._repository import role_of
+from convstore._repository import newest, role_of
 from convstore._schema import interruptions, messages, retry_events, sessions
 from convstore._store import DEFAULT_MAX_MESSAGES, Store, connect
 from convstore._types import utcnow
@@ -119,23 +117,13 @@ async def migrate(
             # The migration lock's first statement must run outside a transaction.
             await conn.rollback()
             _migrate.check_revision(before, migrate=True)  # refuses a newer convstore's database
-            # Alembic keeps the running migration in a module global: see `_migrate`.
-            loop = asyncio.get_running_loop()
-            async with _migrate._LOOP_LOCKS.setdefault(loop, asyncio.Lock()):
-                await conn.run_sync(_run_alembic, action, target)
+            try:
+                await _migrate.run_alembic(conn, action, target)
+            except CommandError as exc:
+                raise InvalidArgument(f"cannot {action} to {target!r}: {exc}") from exc
             after = await conn.run_sync(_migrate.current_revision)
             await conn.rollback()
     return before, after
-
-
-def _run_alembic(connection: Connection, action: str, target: str) -> None:
-    config = _migrate.alembic_config()
-    config.attributes["connection"] = connection
-    with _migrate._ALEMBIC_IN_USE:
-        try:
-            getattr(command, action)(config, target)
-        except CommandError as exc:
-            raise InvalidArgument(f"cannot {action} to {target!r}: {exc}") from exc
 
 
 # -- listings ----------------------------------------------------------------------------------
@@ -491,7 +479,7 @@ async def _write_snapshot(
         await conn.execute(
             insert(sessions).values(session_id=record.session_id, created_at=created, **values)
         )
-    kept = record.messages[len(record.messages) - min(len(record.messages), max_messages) :]
+    kept = newest(record.messages, max_messages)
     first = record.message_count - len(kept)
     if kept:
         await conn.execute(

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convstore.exceptions import ConfigurationError, SchemaError
 
@@ -96,16 +97,24 @@ async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
         current = await connection.run_sync(current_revision)
         await connection.rollback()
         if check_revision(current, migrate=migrate):
-            loop = asyncio.get_running_loop()
-            async with _LOOP_LOCKS.setdefault(loop, asyncio.Lock()):
-                await connection.run_sync(_upgrade_to_head)
+            await run_alembic(connection, "upgrade", "head")
 
 
-def _upgrade_to_head(connection: Connection) -> None:
+async def run_alembic(
+    connection: AsyncConnection, action: Literal["upgrade", "downgrade"], target: str
+) -> None:
+    """Run alembic's `action` to revision `target` through the connection, taking turns with
+    every other migration in this process."""
+    loop = asyncio.get_running_loop()
+    async with _LOOP_LOCKS.setdefault(loop, asyncio.Lock()):
+        await connection.run_sync(_run_command, action, target)
+
+
+def _run_command(connection: Connection, action: str, target: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     with _ALEMBIC_IN_USE:
-        command.upgrade(config, "head")
+        getattr(command, action)(config, target)
 
 
 # Any fixed number: the key of the PostgreSQL advisory lock that migrations take.

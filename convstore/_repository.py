@@ -43,6 +43,11 @@ def encode_messages(
     ]
 
 
+def newest(messages: Sequence[Any], max_messages: int) -> list[Any]:
+    """A copy of the newest `max_messages` messages, safe from the caller's later changes."""
+    return list(messages[len(messages) - min(len(messages), max_messages) :])
+
+
 def role_of(message: Any) -> str | None:
     """The message's role, for SQL queries, when it has a storable string one."""
     if isinstance(message, Mapping):

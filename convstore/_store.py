@@ -24,7 +24,7 @@ from convstore._errors import storage_errors
 from convstore._lease import Lease
 from convstore._migrate import ensure_schema
 from convstore._records import InterruptedSession, Interruption, RetrySummary, Snapshot
-from convstore._repository import Repository
+from convstore._repository import Repository, newest
 from convstore._retry import Attempt
 from convstore._sqlite import SQLiteRepository
 from convstore._types import utcnow
@@ -71,7 +71,7 @@ class Store:
         messages = _validate.messages(messages)
         await self._repository.save(
             session_id,
-            _newest(messages, self._max_messages),
+            newest(messages, self._max_messages),
             len(messages),
             _validate.extra(extra),
             utcnow(),
@@ -93,7 +93,7 @@ class Store:
         messages = _validate.messages(messages)
         return await self._repository.append(
             session_id,
-            _newest(messages, self._max_messages),
+            newest(messages, self._max_messages),
             len(messages),
             None if extra is None else _validate.extra(extra),
             self._max_messages,
@@ -190,11 +190,6 @@ class Store:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-def _newest(messages: Sequence[Any], max_messages: int) -> list[Any]:
-    """A copy of the newest `max_messages` messages, safe from the caller's later changes."""
-    return list(messages[len(messages) - min(len(messages), max_messages) :])
 
 
 class _Connecting:
