@@ -5,21 +5,23 @@ interrupted and list them; classify API errors and retry calls with `RetryExecut
 logging every attempt to the same database.
 """
 
-from convstore._backoff import BackoffConfig, Policy
-from convstore._classify import ErrorClassifier, ErrorRule, ErrorType, Evidence, Explanation
-from convstore._lease import Lease
-from convstore._records import InterruptedSession, Interruption, RetrySummary, Snapshot
-from convstore._retry import (
+from convstore._records import (
     Attempt,
-    AttemptHook,
-    AttemptRecorder,
-    OnRetry,
+    ErrorType,
+    InterruptedSession,
+    Interruption,
     Outcome,
-    RetryExecutor,
-    Sleep,
-    retry,
+    RetrySummary,
+    Snapshot,
 )
-from convstore._store import Store, connect
+from convstore._retry.backoff import BackoffConfig, Policy
+from convstore._retry.classifier import ErrorClassifier, Explanation
+from convstore._retry.evidence import Evidence
+from convstore._retry.executor import RetryExecutor, retry
+from convstore._retry.hooks import AttemptHook, AttemptRecorder, OnRetry, Sleep
+from convstore._retry.rules import ErrorRule
+from convstore._storage.lease import Lease
+from convstore._storage.store import Store, connect
 from convstore.exceptions import (
     ConfigurationError,
     ConvstoreError,

@@ -1,5 +1,5 @@
 """``python -m convstore``: the convstore command line."""
 
-from convstore._cli import main
+from convstore._cli.main import main
 
 raise SystemExit(main())

@@ -1,10 +1,78 @@
-"""What the store hands back: restored snapshots, interrupted sessions and interruption history."""
+"""The records convstore hands out and stores: snapshots, interruptions, attempts, summaries.
+
+Both sides read them: the retry executor fills `Attempt`s, the store writes them as
+``retry_events`` rows and reads back `Snapshot`s and the crash history. Nothing here imports
+either side.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
+
+
+class ErrorType(StrEnum):
+    """What a failure means for the caller."""
+
+    #: Transient: wait and try again.
+    RETRYABLE = "retryable"
+    #: The request itself is wrong (bad input, bad key, missing model): retrying cannot help.
+    NON_RETRYABLE = "non_retryable"
+    #: The request is too big for the model: the caller must shorten the conversation.
+    DEGRADED = "degraded"
+    #: Quota or billing: a person must act before any request can succeed.
+    FATAL = "fatal"
+
+
+class Outcome(StrEnum):
+    """How one attempt ended; the ``outcome`` column of ``retry_events``."""
+
+    #: The function returned.
+    SUCCESS = "success"
+    #: It failed with a retryable error and another attempt follows after ``delay_s``.
+    RETRY = "retry"
+    #: It failed with a retryable error, but the retries are used up (or the server asked for
+    #: a wait longer than ``max_retry_after_s``): the error is raised.
+    GIVEUP = "giveup"
+    #: It failed with an error that retrying cannot fix: raised at once.
+    NON_RETRYABLE = "non_retryable"
+    #: The request was too large for the model: raised at once, the caller must shorten it.
+    DEGRADED = "degraded"
+    #: Quota or billing: raised at once, a person must act.
+    FATAL = "fatal"
+    #: The task was cancelled during the attempt or during the wait before it.
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """One attempt of one call, exactly as stored in a ``retry_events`` row."""
+
+    #: uuid4 hex shared by all attempts of one call.
+    call_id: str
+    session_id: str | None
+    #: What was called: the executor's ``operation``, else ``module.qualname`` of the function.
+    operation: str
+    #: 1 for the first attempt.
+    attempt: int
+    outcome: Outcome
+    #: The classification of the error; None on success and cancellation.
+    error_type: ErrorType | None
+    #: Module-qualified class of the exception, e.g. ``builtins.TimeoutError``.
+    error_class: str | None
+    #: The exception's message with secrets removed, at most 2,000 characters; None when empty.
+    error_message: str | None
+    status_code: int | None
+    #: The wait chosen before the next attempt; None when no attempt follows.
+    delay_s: float | None
+    #: What the server's Retry-After asked for, in seconds.
+    retry_after_s: float | None
+    #: This attempt's own duration (``time.monotonic``), not counting waits before it.
+    elapsed_s: float
+    #: When the attempt ended, timezone-aware UTC.
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,61 @@
-"""Checks on arguments, made before anything is written."""
+"""Checks on arguments, made before anything is written or attempted.
+
+Shared by the storage and the retry sides, so it imports nothing but the exceptions: checking
+a session id must not cost the retry side an import of SQLAlchemy.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
-from convstore._schema import SESSION_ID_MAX_LENGTH
 from convstore.exceptions import InvalidArgument, InvalidSessionId
+
+#: The longest session id, in characters; the ``sessions.session_id`` column is this wide.
+SESSION_ID_MAX_LENGTH = 255
+
+
+def whole_number(name: str, value: object, *, minimum: int) -> int:
+    """The value, if it is an int (not a bool) of at least `minimum`."""
+    if not _is_whole(value, minimum):
+        raise InvalidArgument(f"{name} must be an int of at least {minimum}, not {value!r}")
+    return value
+
+
+def optional_whole_number(name: str, value: object, *, minimum: int) -> int | None:
+    """The value, if it is None or an int (not a bool) of at least `minimum`."""
+    if value is None:
+        return None
+    if not _is_whole(value, minimum):
+        raise InvalidArgument(f"{name} must be None or an int of at least {minimum}, not {value!r}")
+    return value
+
+
+def _is_whole(value: object, minimum: int) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def real_number(
+    name: str, value: object, *, minimum: float, maximum: float = math.inf, finite: bool = True
+) -> float:
+    """The value as a float, if it is an int or float (not a bool, not NaN) within the bounds.
+
+    With `finite`, infinities are refused too.
+    """
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or math.isnan(value)
+        or (finite and math.isinf(value))
+        or not minimum <= value <= maximum
+    ):
+        kind = "a finite number" if finite else "a number"
+        bounds = (
+            f"at least {minimum:g}" if maximum == math.inf else f"within [{minimum:g}, {maximum:g}]"
+        )
+        raise InvalidArgument(f"{name} must be {kind} {bounds}, not {value!r}")
+    return float(value)
 
 
 def storable_text(value: str) -> bool:
@@ -64,15 +113,9 @@ def reason(value: object) -> str | None:
 
 def limit(value: object) -> int | None:
     """The row limit, if it is None or an int of at least 0."""
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidArgument(f"limit must be None or an int >= 0, not {value!r}")
-    return value
+    return optional_whole_number("limit", value, minimum=0)
 
 
 def max_messages(value: object) -> int:
     """The per-session message cap, if it is an int of at least 1."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidArgument(f"max_messages must be an int >= 1, not {value!r}")
-    return value
+    return whole_number("max_messages", value, minimum=1)

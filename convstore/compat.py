@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from convstore._store import DEFAULT_MAX_MESSAGES, Store, connect
+from convstore._storage.store import DEFAULT_MAX_MESSAGES, Store, connect
 
 __all__ = ["ConversationRecovery"]
 

@@ -13,9 +13,9 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-from convstore._engine import create_engine, resolve_url
-from convstore._migrate import migration_lock
-from convstore._schema import Base
+from convstore._storage.engine import create_engine, resolve_url
+from convstore._storage.migrate import migration_lock
+from convstore._storage.schema import Base
 from convstore.exceptions import ConfigurationError
 
 config = context.config

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convstore._backoff import (
+from convstore._retry.backoff import (
     POLICIES,
     BackoffConfig,
     Policy,
@@ -20,10 +20,8 @@ from convstore._backoff import (
     compute_delay,
     exponential_ms,
     jittered_ms,
-    parse_retry_after,
-    retry_after_from_headers,
-    retry_after_of,
 )
+from convstore._retry.retry_after import parse_retry_after, retry_after_from_headers, retry_after_of
 from convstore.exceptions import InvalidArgument
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from http import HTTPStatus
 
 import pytest
 
-from convstore._backoff import POLICIES, BackoffConfig, Policy
-from convstore._classify import ErrorClassifier, ErrorRule, ErrorType, Evidence, Explanation
+from convstore import ErrorClassifier, ErrorRule, ErrorType, Evidence, Explanation
+from convstore._retry.backoff import POLICIES, BackoffConfig, Policy
 from convstore.exceptions import InvalidArgument
 
 # --- Fakes shaped like the SDKs' errors (no SDK is imported) ----------------------------------

@@ -29,10 +29,10 @@ from factories import rate_limited_attempt
 from sqlalchemy import update
 
 import convstore
-from convstore._cli import main
-from convstore._display import display_width
-from convstore._migrate import head_revision
-from convstore._schema import interruptions, retry_events, sessions
+from convstore._cli.display import display_width
+from convstore._cli.main import main
+from convstore._storage.migrate import head_revision
+from convstore._storage.schema import interruptions, retry_events, sessions
 
 HEAD = head_revision()
 ERROR = "convstore: error: "
@@ -177,10 +177,10 @@ def test_check_exits_1_when_behind_and_other_commands_refuse(cli: Cli, database_
     assert f"from {HEAD} (head) to 0001" in ok(run("downgrade", "0001", "--url", database_url))
     behind = run("check", "--url", database_url)
     assert behind.returncode == 1
-    assert "is at revision 0001" in behind.stdout
+    assert "is at revision '0001'" in behind.stdout
     assert "convstore upgrade" in behind.stdout
     line = error(cli("sessions", "--url", database_url))
-    assert "is at revision 0001" in line
+    assert "is at revision '0001'" in line
     assert "run `convstore upgrade`" in line
     ok(cli("upgrade", "--url", database_url))
     ok(cli("check", "--url", database_url))

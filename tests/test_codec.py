@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convstore._codec import decode, encode, encode_many, untag
+from convstore._storage.codec import decode, encode, encode_many, untag
 from convstore.exceptions import InvalidArgument
 
 

@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import convstore
-import convstore._engine
+import convstore._storage.engine
 
 # A bound on how long any failure may take to surface; far above what each needs.
 PROMPTLY_S = 30
@@ -362,7 +362,7 @@ async def test_a_server_that_never_answers_times_out_naming_it(
 ) -> None:
     """A server that accepts connections but never answers raises StorageError after the timeout."""
     # The real timeout is 10 s; a shorter one proves the same thing faster.
-    monkeypatch.setattr(convstore._engine, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(convstore._storage.engine, "CONNECT_TIMEOUT_S", 1)
     accepted: list[asyncio.StreamWriter] = []
 
     async def ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -415,7 +415,7 @@ async def test_a_server_that_stops_answering_mid_session_is_an_error_not_a_hang(
     postgres_url: str, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A call to a server that stopped answering (host down, network cut) fails, never hangs."""
-    monkeypatch.setattr(convstore._engine, "COMMAND_TIMEOUT_S", 2)  # 60 s in real use
+    monkeypatch.setattr(convstore._storage.engine, "COMMAND_TIMEOUT_S", 2)  # 60 s in real use
     async with convstore.connect(through(postgres_url, proxy.port)) as store:
         await store.save_snapshot("s1", MESSAGES)
         proxy.flowing.clear()  # from now on nothing reaches the server, nothing comes back

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 import convstore
-from convstore._schema import sessions
+from convstore._storage.schema import sessions
 
 
 async def lease_of(store: convstore.Store, session_id: str) -> tuple[str | None, datetime | None]:

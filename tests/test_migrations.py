@@ -13,7 +13,7 @@ from alembic import command
 from sqlalchemy import Connection
 
 import convstore
-from convstore._migrate import alembic_config, head_revision
+from convstore._storage.migrate import alembic_config, head_revision
 
 ROOT = Path(__file__).resolve().parent.parent
 

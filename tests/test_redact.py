@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convstore._redact import MAX_MESSAGE_CHARS, REDACTED, redact, truncate
+from convstore._retry.redact import MAX_MESSAGE_CHARS, REDACTED, redact, truncate
 
 OPENAI_KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
 ANTHROPIC_KEY = "sk-ant-api03-Zx9_Yw8-Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa-AAAA"

@@ -16,17 +16,18 @@ from typing import ClassVar
 
 import pytest
 
-from convstore._backoff import POLICIES, BackoffConfig, Policy, compute_delay
-from convstore._classify import ErrorClassifier, ErrorType
-from convstore._redact import REDACTED
-from convstore._retry import (
+from convstore import (
     Attempt,
     AttemptHook,
     AttemptRecorder,
+    ErrorClassifier,
+    ErrorType,
     Outcome,
     RetryExecutor,
     retry,
 )
+from convstore._retry.backoff import POLICIES, BackoffConfig, Policy, compute_delay
+from convstore._retry.redact import REDACTED
 from convstore.exceptions import InvalidArgument
 
 # --- Fakes ------------------------------------------------------------------------------------

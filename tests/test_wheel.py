@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from convstore._migrate import head_revision
+from convstore._storage.migrate import head_revision
 
 ROOT = Path(__file__).resolve().parent.parent
 

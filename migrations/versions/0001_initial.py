@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from convstore._types import JSONDocument, UTCDateTime
+from convstore._storage.types import JSONDocument, UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from convstore._types import UTCDateTime
+from convstore._storage.types import UTCDateTime
 
 revision: str = "0002"
 down_revision: str | None = "0001"

@@ -19,6 +19,22 @@ _GAP = "  "
 _ELLIPSIS = "…"
 
 
+def fail(message: str) -> int:
+    """Print one error line; exit status 1."""
+    print(f"convstore: error: {message}", file=sys.stderr)
+    return 1
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 session', '2 sessions', '1,234 sessions'."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def screen_width() -> int | None:
+    """The width of standard output's terminal (see `terminal_width`)."""
+    return terminal_width(sys.stdout)
+
+
 def terminal_width(stream: TextIO) -> int | None:
     """The width to fit tables to: the terminal's, or $COLUMNS; None (no limit) in a pipe."""
     if "COLUMNS" in os.environ or stream.isatty():
@@ -47,7 +63,7 @@ def _char_width(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
-def truncate(text: str, width: int) -> str:
+def fit(text: str, width: int) -> str:
     """The text cut to at most `width` columns, ending in an ellipsis when cut."""
     if display_width(text) <= width:
         return text
@@ -102,7 +118,7 @@ def table(
     header_rows = [[head[line] for head in heads] for line in range(height)]
     lines = [
         _GAP.join(
-            _pad(truncate(cell, w), w, i in aligned)
+            _pad(fit(cell, w), w, i in aligned)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in [*header_rows, *cells]

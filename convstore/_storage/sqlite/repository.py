@@ -1,9 +1,9 @@
-"""The SQLite backend: hot paths run as one function on aiosqlite's connection thread.
+"""The SQLite repository: hot paths run as one function on aiosqlite's connection thread.
 
 aiosqlite runs every call on a thread of its own, and each hop to that thread and back costs
 about as much as a whole small statement. A save written statement by statement makes six such
 hops; submitted as one function that runs the whole transaction, it makes one. Those functions
-are in `_sqlite_ops`; writes go through the group-commit writer in `_group_commit`.
+are in `operations`; writes go through the group-commit writer in `group_commit`.
 """
 
 from __future__ import annotations
@@ -17,18 +17,17 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import aiosqlite
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
-from convstore import _sqlite_ops as ops
-from convstore._connections import Connections
-from convstore._errors import storage_errors
-from convstore._group_commit import GroupCommitWriter
-from convstore._records import Snapshot
-from convstore._repository import Repository
-from convstore._retry import Attempt
-from convstore._types import to_sqlite_text
+from convstore._records import Attempt, Snapshot
+from convstore._storage.connections import Connections
+from convstore._storage.errors import storage_errors
+from convstore._storage.repository import Repository
+from convstore._storage.sqlite import operations
+from convstore._storage.sqlite.group_commit import GroupCommitWriter
+from convstore._storage.transactions import write_transaction
+from convstore._storage.types import to_sqlite_text
 from convstore.exceptions import ConvstoreError
 
 T = TypeVar("T")
@@ -36,8 +35,6 @@ T = TypeVar("T")
 
 class SQLiteRepository(Repository):
     """SQLite through aiosqlite: WAL, one writer at a time per process, readers in parallel."""
-
-    _insert = staticmethod(sqlite_insert)
 
     def __init__(self, engine: AsyncEngine, database: str, *, keep_connections: int) -> None:
         super().__init__(engine, database)
@@ -59,29 +56,21 @@ class SQLiteRepository(Repository):
         If the caller is cancelled, `on_cancel` is called at once, before the connection is given
         back (which may wait for `fn` to finish).
         """
-        raw = await self._connections.acquire()
-        healthy = False
-        try:
+        # The database refusing leaves the connection fine; so does a cancellation, after
+        # which whoever uses the connection next queues behind `fn` on its thread.
+        healthy_after = (sqlite3.Error, ConvstoreError, asyncio.CancelledError)
+        async with self._connections.borrow(healthy_after=healthy_after) as raw:
             driver = cast(aiosqlite.Connection, raw.driver_connection)
             # aiosqlite has no public way to run a function on its thread; `_execute` and
             # `_conn` have kept their shape since aiosqlite 0.17 and a test guards them.
             conn: sqlite3.Connection = driver._conn
             try:
                 result: T = await driver._execute(fn, conn)  # type: ignore[no-untyped-call]
-            except (sqlite3.Error, ConvstoreError):
-                healthy = True  # the database refused; the connection is fine
-                raise
             except asyncio.CancelledError:
-                # fn may still wait in the thread's queue; whoever uses the connection next
-                # queues behind it, so the connection is fine.
                 if on_cancel is not None:
                     on_cancel()
-                healthy = True
                 raise
-            healthy = True
             return result
-        finally:
-            await self._connections.release(raw, healthy=healthy)
 
     async def close(self) -> None:
         await self._writer.close()
@@ -95,9 +84,9 @@ class SQLiteRepository(Repository):
         extra: Mapping[str, Any],
         now: datetime,
     ) -> None:
-        body = ops.save(session_id, kept, message_count, extra, to_sqlite_text(now))
+        work = operations.save(session_id, kept, message_count, extra, to_sqlite_text(now))
         with storage_errors("save_snapshot", self.database):
-            await self._writer.write(body)
+            await self._writer.write(work)
 
     async def append(
         self,
@@ -108,26 +97,24 @@ class SQLiteRepository(Repository):
         max_messages: int,
         now: datetime,
     ) -> int:
-        body = ops.append(session_id, kept, added, extra, max_messages, to_sqlite_text(now))
+        work = operations.append(session_id, kept, added, extra, max_messages, to_sqlite_text(now))
         with storage_errors("append_messages", self.database):
-            count: int = await self._writer.write(body)
+            count: int = await self._writer.write(work)
         return count
 
     async def restore(self, session_id: str) -> Snapshot | None:
         with storage_errors("restore_snapshot", self.database):
             async with self._read_lock:
-                return await self._run(functools.partial(ops.restore, session_id=session_id))
+                return await self._run(functools.partial(operations.restore, session_id=session_id))
 
     async def record_attempt(self, attempt: Attempt) -> None:
         with storage_errors("record_attempt", self.database):
-            await self._writer.write(ops.record_attempt(attempt))
+            await self._writer.write(operations.record_attempt(attempt))
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._write_lock, self.engine.connect() as conn:
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+        async with self._write_lock, write_transaction(self.engine) as conn:
             yield conn
-            await conn.commit()
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:

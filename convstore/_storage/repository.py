@@ -1,27 +1,28 @@
 """Storage operations shared by every backend, written with SQLAlchemy Core.
 
-A backend subclasses `Repository`, supplies its write transaction and its upsert, and implements
-the three hot paths (save, append, restore) in whatever way its driver does fastest.
+A backend subclasses `Repository` and implements the three hot paths (save, append, restore) and
+the logging of attempts in whatever way its driver does fastest, from the statements of
+`statements` and `retry_history`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, delete, distinct, func, insert, select, update
-from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
-from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from convstore import _codec
-from convstore._errors import storage_errors
-from convstore._records import InterruptedSession, Interruption, RetrySummary, Snapshot
-from convstore._retry import Attempt
-from convstore._schema import interruptions, retry_events, sessions
+from convstore._records import Attempt, InterruptedSession, Interruption, RetrySummary, Snapshot
+from convstore._storage import codec
+from convstore._storage.errors import storage_errors
+from convstore._storage.retry_history import summary, summary_query
+from convstore._storage.schema import interruptions, sessions
+from convstore._storage.statements import resolve_session, upsert_session
+from convstore._storage.transactions import write_transaction
 from convstore._validate import storable_text
 from convstore.exceptions import LeaseHeld
 
@@ -36,7 +37,7 @@ def encode_messages(
     session_id: str, messages: Sequence[Any], first: int, *, jsonb: bool
 ) -> list[EncodedMessage]:
     """Rows for `messages`, the first of them at position `first` of the conversation."""
-    bodies = _codec.encode_many(messages, jsonb=jsonb)
+    bodies = codec.encode_many(messages, jsonb=jsonb)
     return [
         (session_id, first + i, role_of(message), body)
         for i, (message, body) in enumerate(zip(messages, bodies, strict=True))
@@ -62,6 +63,8 @@ class Repository(ABC):
 
     def __init__(self, engine: AsyncEngine, database: str) -> None:
         self.engine = engine
+        #: "sqlite" or "postgresql".
+        self.dialect = engine.dialect.name
         #: The database as it may appear in error messages: the URL without its password.
         self.database = database
 
@@ -104,16 +107,13 @@ class Repository(ABC):
     async def record_attempt(self, attempt: Attempt) -> None:
         """Insert one ``retry_events`` row."""
 
-    @abstractmethod
     def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection in a write transaction, committed when the block ends without error."""
+        return write_transaction(self.engine)
 
-    @abstractmethod
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for reading."""
-
-    #: The dialect's INSERT, which has ON CONFLICT on SQLite and PostgreSQL alike.
-    _insert: Callable[..., SQLiteInsert | PostgresInsert]
+        return self.engine.connect()
 
     # -- shared --------------------------------------------------------------------------------
 
@@ -134,22 +134,19 @@ class Repository(ABC):
         """Set the interruption marker (and the columns in `also`), creating the session if
         unknown, and add a history row."""
         marker = {"interrupted_at": now, "interrupt_reason": reason, **also}
-        await conn.execute(
-            self._upsert_session(session_id, now, marker).on_conflict_do_update(
-                index_elements=["session_id"], set_=marker
-            )
-        )
+        await self._set_on_session(conn, session_id, marker, now)
         await conn.execute(
             insert(interruptions).values(session_id=session_id, interrupted_at=now, reason=reason)
         )
 
-    def _upsert_session(
-        self, session_id: str, now: datetime, values: Mapping[str, Any]
-    ) -> SQLiteInsert | PostgresInsert:
-        """An INSERT of a new, empty session with `values`, ready for ON CONFLICT."""
-        return self._insert(sessions).values(
-            session_id=session_id, created_at=now, saved_at=now, message_count=0, extra={}, **values
+    async def _set_on_session(
+        self, conn: AsyncConnection, session_id: str, values: Mapping[str, Any], now: datetime
+    ) -> None:
+        """Set `values` on the session's row, creating the session, empty, if unknown."""
+        statement = upsert_session(
+            self.dialect, {"session_id": session_id, **values}, lambda _: values
         )
+        await conn.execute(statement, {"now": now})
 
     async def take_lease(
         self, session_id: str, owner: str, expires_at: datetime, now: datetime
@@ -176,11 +173,7 @@ class Repository(ABC):
                             f"until {current.lease_expires_at.isoformat()}"
                         )
                     await self._interrupt(conn, session_id, ABANDONED, now)
-                await conn.execute(
-                    self._upsert_session(session_id, now, lease).on_conflict_do_update(
-                        index_elements=["session_id"], set_=lease
-                    )
-                )
+                await self._set_on_session(conn, session_id, lease, now)
 
     async def renew_lease(self, session_id: str, owner: str, expires_at: datetime) -> bool:
         """Extend the owner's lease; False if the owner no longer holds it."""
@@ -254,7 +247,7 @@ class Repository(ABC):
                 result = await conn.execute(
                     delete(sessions).where(sessions.c.session_id == session_id)
                 )
-                await conn.execute(_resolve(session_id, now))
+                await conn.execute(resolve_session(), {"session": session_id, "now": now})
         return bool(result.rowcount)
 
     async def list_interrupted(self, limit: int | None, now: datetime) -> list[InterruptedSession]:
@@ -303,104 +296,5 @@ class Repository(ABC):
         """The retry history per operation and kind of error."""
         with storage_errors("retry_summary", self.database):
             async with self._read() as conn:
-                rows = (await conn.execute(_summary_query(since, operation))).all()
-        return [
-            RetrySummary(
-                operation=row.operation,
-                error_type=row.kind,
-                calls=row.calls,
-                attempts=row.attempts,
-                retries=row.retries,
-                giveups=row.giveups,
-                successes_after_retry=row.successes_after_retry,
-                total_delay_s=float(row.total_delay_s or 0.0),
-                p95_delay_s=None if row.p95_delay_s is None else float(row.p95_delay_s),
-            )
-            for row in rows
-        ]
-
-
-def _summary_query(since: datetime | None, operation: str | None) -> Select[Any]:
-    """Counts and waits per (operation, kind of error), in one statement for every backend."""
-    events = retry_events.c
-    filtered = select(
-        events.call_id,
-        events.operation,
-        events.attempt,
-        events.outcome,
-        events.delay_s,
-        # A success or cancellation belongs to the error that came before it in its call.
-        func.coalesce(
-            events.error_type,
-            func.lag(events.error_type).over(partition_by=events.call_id, order_by=events.attempt),
-        ).label("kind"),
-    )
-    if since is not None:
-        filtered = filtered.where(events.created_at >= since)
-    if operation is not None:
-        filtered = filtered.where(events.operation == operation)
-    tagged = filtered.cte("tagged")
-    group = (tagged.c.operation, tagged.c.kind)
-    # Nearest-rank percentile with window functions, which SQLite and PostgreSQL both have.
-    ranked = select(
-        tagged,
-        func.row_number()
-        .over(partition_by=(*group, tagged.c.delay_s.is_(None)), order_by=tagged.c.delay_s)
-        .label("rank"),
-        func.count(tagged.c.delay_s).over(partition_by=group).label("waits"),
-    ).cte("ranked")
-    r = ranked.c
-
-    def count_where(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    p95_rank = (r.waits * 95 + 99) // 100  # ceil(0.95 * waits), in integers on every backend
-    return (
-        select(
-            r.operation,
-            r.kind,
-            func.count(distinct(r.call_id)).label("calls"),
-            func.count().label("attempts"),
-            count_where(r.outcome == "retry").label("retries"),
-            count_where(r.outcome == "giveup").label("giveups"),
-            count_where((r.outcome == "success") & (r.attempt > 1)).label("successes_after_retry"),
-            func.sum(r.delay_s).label("total_delay_s"),
-            func.max(case((r.delay_s.is_not(None) & (r.rank == p95_rank), r.delay_s))).label(
-                "p95_delay_s"
-            ),
-        )
-        .group_by(r.operation, r.kind)
-        .order_by(r.operation, r.kind.nulls_first())
-    )
-
-
-#: The ``retry_events`` columns an attempt fills, in the table's order.
-RETRY_EVENT_COLUMNS = tuple(column.name for column in retry_events.columns if column.name != "id")
-
-
-def attempt_values(attempt: Attempt) -> dict[str, Any]:
-    """The ``retry_events`` row for an attempt."""
-    return {
-        "call_id": attempt.call_id,
-        "session_id": attempt.session_id,
-        "operation": attempt.operation,
-        "attempt": attempt.attempt,
-        "outcome": str(attempt.outcome),
-        "error_type": None if attempt.error_type is None else str(attempt.error_type),
-        "error_class": attempt.error_class,
-        "error_message": attempt.error_message,
-        "status_code": attempt.status_code,
-        "delay_s": attempt.delay_s,
-        "retry_after_s": attempt.retry_after_s,
-        "elapsed_s": attempt.elapsed_s,
-        "created_at": attempt.created_at,
-    }
-
-
-def _resolve(session_id: str, now: datetime) -> Any:
-    """The statement that ends a session's open interruptions."""
-    return (
-        update(interruptions)
-        .where(interruptions.c.session_id == session_id, interruptions.c.resolved_at.is_(None))
-        .values(resolved_at=now)
-    )
+                rows = (await conn.execute(summary_query(since, operation))).all()
+        return [summary(row) for row in rows]

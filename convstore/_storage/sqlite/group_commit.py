@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from convstore._sqlite_ops import Body
+from convstore._storage.sqlite.operations import Work
 
 #: Runs a function with the connection on its thread, calling back at once if cancelled:
 #: `SQLiteRepository._run`.
 Runner = Callable[
-    [Callable[[sqlite3.Connection], list["_Outcome"]], Callable[[], object]],
-    Awaitable[list["_Outcome"]],
+    [Callable[[sqlite3.Connection], list["_JobResult"]], Callable[[], object]],
+    Awaitable[list["_JobResult"]],
 ]
 
 #: The most writes one transaction carries, so that no transaction grows without bound.
@@ -31,14 +31,14 @@ MAX_BATCH = 64
 
 @dataclass(eq=False)
 class _Job:
-    body: Body
+    work: Work
     future: asyncio.Future[Any]
     #: Set from the event loop, read on the connection's thread.
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class _JobResult:
     value: Any = None
     error: BaseException | None = None
     skipped: bool = False
@@ -51,7 +51,7 @@ class _Outcome:
 
 @dataclass
 class GroupCommitWriter:
-    """Runs write bodies in shared transactions, on one connection at a time."""
+    """Runs pieces of write work in shared transactions, on one connection at a time."""
 
     run: Runner
     lock: asyncio.Lock
@@ -60,13 +60,13 @@ class GroupCommitWriter:
     _busy: bool = False
     _draining: asyncio.Task[None] | None = None
 
-    async def write(self, body: Body) -> Any:
-        """Run `body` in a transaction; its result, or its exception.
+    async def write(self, work: Work) -> Any:
+        """Run `work` in a transaction; its result, or its exception.
 
         Cancelled before its turn, the write is skipped; cancelled during it, it is rolled back
         unless its transaction was already being committed.
         """
-        job = _Job(body, asyncio.get_running_loop().create_future())
+        job = _Job(work, asyncio.get_running_loop().create_future())
         if self._busy:
             self._queue.append(job)
             try:
@@ -77,12 +77,12 @@ class GroupCommitWriter:
         # Nobody is writing: this write goes at once, in its caller's task.
         self._busy = True
         try:
-            [outcome] = await self._transaction([job])
+            [result] = await self._transaction([job])
         finally:
             self._hand_over()
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.value
+        if result.error is not None:
+            raise result.error
+        return result.value
 
     async def close(self) -> None:
         """Wait for the writes already queued."""
@@ -102,25 +102,25 @@ class GroupCommitWriter:
         jobs, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
         try:
             try:
-                outcomes = await self._transaction(jobs)
+                results = await self._transaction(jobs)
             except asyncio.CancelledError:  # the event loop is shutting down
                 for job in jobs:
                     job.future.cancel()
                 raise
-            for job, outcome in zip(jobs, outcomes, strict=True):
+            for job, result in zip(jobs, results, strict=True):
                 if job.future.done():
                     continue  # its caller was cancelled
-                if outcome.skipped:
+                if result.skipped:
                     job.future.cancel()
-                elif outcome.error is not None:
-                    job.future.set_exception(outcome.error)
+                elif result.error is not None:
+                    job.future.set_exception(result.error)
                 else:
-                    job.future.set_result(outcome.value)
+                    job.future.set_result(result.value)
         finally:
             self._draining = None
             self._hand_over()
 
-    async def _transaction(self, jobs: list[_Job]) -> list[_Outcome]:
+    async def _transaction(self, jobs: list[_Job]) -> list[_JobResult]:
         try:
             async with self.lock:
                 return await self.run(
@@ -128,7 +128,7 @@ class GroupCommitWriter:
                 )
         except Exception as exc:  # noqa: BLE001 - handed to the callers, not swallowed
             # The transaction failed as a whole, and so did every write in it.
-            return [_Outcome(error=exc)] * len(jobs)
+            return [_JobResult(error=exc)] * len(jobs)
 
 
 def _cancel(jobs: list[_Job]) -> None:
@@ -137,35 +137,35 @@ def _cancel(jobs: list[_Job]) -> None:
         job.cancelled.set()
 
 
-def _commit(conn: sqlite3.Connection, jobs: list[_Job]) -> list[_Outcome]:
+def _commit(conn: sqlite3.Connection, jobs: list[_Job]) -> list[_JobResult]:
     """Run the jobs in one IMMEDIATE transaction; on the connection's thread."""
     # Savepoints let one job fail alone, but cost a few percent of a save: a job alone in its
     # transaction does without, and its failure rolls the transaction back instead.
     alone = len(jobs) == 1
     conn.execute("BEGIN IMMEDIATE")
     try:
-        outcomes = [_run_job(conn, job, savepoint=not alone) for job in jobs]
-        conn.execute("COMMIT" if any(o.done for o in outcomes) else "ROLLBACK")
+        results = [_run_job(conn, job, savepoint=not alone) for job in jobs]
+        conn.execute("COMMIT" if any(o.done for o in results) else "ROLLBACK")
     finally:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-    return outcomes
+    return results
 
 
-def _run_job(conn: sqlite3.Connection, job: _Job, *, savepoint: bool) -> _Outcome:
-    """Run one job's body, undoing it if it fails or its caller left while it ran."""
+def _run_job(conn: sqlite3.Connection, job: _Job, *, savepoint: bool) -> _JobResult:
+    """Run one job's work, undoing it if it fails or its caller left while it ran."""
     if job.cancelled.is_set():
-        return _Outcome(skipped=True)
+        return _JobResult(skipped=True)
     if savepoint:
         conn.execute("SAVEPOINT job")
     try:
-        outcome = _Outcome(value=job.body(conn))
+        result = _JobResult(value=job.work(conn))
     except Exception as exc:  # noqa: BLE001 - handed to its caller, not swallowed
-        outcome = _Outcome(error=exc)
+        result = _JobResult(error=exc)
     if job.cancelled.is_set():  # nobody waits for it any more
-        outcome = _Outcome(skipped=True)
+        result = _JobResult(skipped=True)
     if savepoint:
-        if not outcome.done:
+        if not result.done:
             conn.execute("ROLLBACK TO job")
         conn.execute("RELEASE job")
-    return outcome
+    return result

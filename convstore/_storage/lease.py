@@ -18,9 +18,10 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from convstore._redact import redact
-from convstore._repository import Repository
-from convstore._types import utcnow
+from convstore._retry.redact import redact
+from convstore._storage.repository import Repository
+from convstore._storage.types import utcnow
+from convstore._validate import real_number
 from convstore.exceptions import ConvstoreError, InvalidArgument
 
 logger = logging.getLogger("convstore")
@@ -52,10 +53,7 @@ async def running(
     repository: Repository, session_id: str, owner: str | None, lease_s: float
 ) -> AsyncIterator[Lease]:
     """Hold a renewed lease on the session for the block; see `Store.running`."""
-    if not isinstance(lease_s, int | float) or isinstance(lease_s, bool) or lease_s < MIN_LEASE_S:
-        raise InvalidArgument(
-            f"lease_s must be a number of at least {MIN_LEASE_S}, not {lease_s!r}"
-        )
+    lease_s = real_number("lease_s", lease_s, minimum=MIN_LEASE_S)
     if owner is not None and (not isinstance(owner, str) or not owner):
         raise InvalidArgument(f"owner must be a non-empty str or None, not {owner!r}")
     lease = Lease(session_id, owner or default_owner(), utcnow() + timedelta(seconds=lease_s))
@@ -69,7 +67,7 @@ async def running(
             await heartbeat
         # Read in `finally` rather than caught: the block's exception, whatever it is, goes on.
         error = sys.exc_info()[1]
-        reason = None if error is None else describe(error)
+        reason = None if error is None else reason_of(error)
         await repository.end_lease(session_id, lease.owner, reason, utcnow())
 
 
@@ -92,7 +90,7 @@ async def _renew(repository: Repository, lease: Lease, lease_s: float) -> None:
         lease.expires_at = expires_at
 
 
-def describe(error: BaseException) -> str:
+def reason_of(error: BaseException) -> str:
     """The interruption reason for an exception: its class and message, without secrets."""
     kind = f"{type(error).__module__}.{type(error).__qualname__}"
     text = redact(str(error))

@@ -25,11 +25,13 @@ UPGRADE_HINT = "run `alembic upgrade head` or connect with migrate=True"
 
 def migrations_dir() -> Path:
     """The alembic script directory: packaged in a wheel, or ``migrations/`` in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_migrations", here.parent / "migrations"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_migrations", package.parent / "migrations"):
         if (candidate / "env.py").is_file():
             return candidate
-    raise ConfigurationError(f"convstore's migrations are missing from {here}: reinstall convstore")
+    raise ConfigurationError(
+        f"convstore's migrations are missing from {package}: reinstall convstore"
+    )
 
 
 def alembic_config() -> Config:
@@ -75,11 +77,16 @@ def check_revision(current: str | None, *, migrate: bool) -> bool:
             f"not know (its newest is {head!r}): it was migrated by a newer convstore"
         )
     if not migrate:
-        found = "has no convstore tables" if current is None else f"is at revision {current!r}"
-        raise SchemaError(
-            f"the database {found}; convstore needs revision {head!r}: {UPGRADE_HINT}"
-        )
+        raise SchemaError(behind(current))
     return True
+
+
+def behind(
+    current: str | None, *, database: str = "the database", remedy: str = UPGRADE_HINT
+) -> str:
+    """What to tell a user whose database is at `current`, behind this convstore's newest."""
+    found = "has no convstore tables" if current is None else f"is at revision {current!r}"
+    return f"{database} {found}; convstore needs revision {head_revision()!r}: {remedy}"
 
 
 # Alembic keeps the running migration's context in a module global, so two migrations in one

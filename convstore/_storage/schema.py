@@ -18,9 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from convstore._types import JSONDocument, UTCDateTime
-
-SESSION_ID_MAX_LENGTH = 255
+from convstore._storage.types import JSONDocument, UTCDateTime
+from convstore._validate import SESSION_ID_MAX_LENGTH
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

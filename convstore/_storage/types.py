@@ -9,7 +9,7 @@ from sqlalchemy import DateTime, Dialect, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from convstore import _codec
+from convstore._storage import codec as _codec
 
 # How SQLAlchemy's SQLite dialect writes a DATETIME; the raw SQLite statements write the same text
 # so that rows written either way sort and compare alike.

@@ -11,33 +11,22 @@ import asyncio
 import functools
 import inspect
 import logging
-import math
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from convstore._classify import ErrorClassifier, ErrorType, Explanation, qualified_name
-from convstore._redact import redact
-from convstore._validate import session_id as validate_session_id
+from convstore import _validate
+from convstore._records import Attempt, ErrorType, Outcome
+from convstore._retry.classifier import ErrorClassifier, Explanation
+from convstore._retry.evidence import qualified_name
+from convstore._retry.hooks import AttemptHook, AttemptRecorder, OnRetry, Sleep
+from convstore._retry.redact import redact
 from convstore.exceptions import InvalidArgument
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Iterable
-
-__all__ = [
-    "DEFAULT_MAX_RETRY_AFTER_S",
-    "Attempt",
-    "AttemptHook",
-    "AttemptRecorder",
-    "OnRetry",
-    "Outcome",
-    "RetryExecutor",
-    "Sleep",
-    "retry",
-]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,87 +36,11 @@ logger = logging.getLogger("convstore")
 #: The longest server-requested wait convstore will sit through (5 minutes); see `RetryExecutor`.
 DEFAULT_MAX_RETRY_AFTER_S = 300.0
 
-
-class Outcome(StrEnum):
-    """How one attempt ended; the ``outcome`` column of ``retry_events``."""
-
-    #: The function returned.
-    SUCCESS = "success"
-    #: It failed with a retryable error and another attempt follows after ``delay_s``.
-    RETRY = "retry"
-    #: It failed with a retryable error, but the retries are used up (or the server asked for
-    #: a wait longer than ``max_retry_after_s``): the error is raised.
-    GIVEUP = "giveup"
-    #: It failed with an error that retrying cannot fix: raised at once.
-    NON_RETRYABLE = "non_retryable"
-    #: The request was too large for the model: raised at once, the caller must shorten it.
-    DEGRADED = "degraded"
-    #: Quota or billing: raised at once, a person must act.
-    FATAL = "fatal"
-    #: The task was cancelled during the attempt or during the wait before it.
-    CANCELLED = "cancelled"
-
-
 _OUTCOME_OF: dict[ErrorType, Outcome] = {
     ErrorType.NON_RETRYABLE: Outcome.NON_RETRYABLE,
     ErrorType.DEGRADED: Outcome.DEGRADED,
     ErrorType.FATAL: Outcome.FATAL,
 }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Attempt:
-    """One attempt of one call, exactly as stored in a ``retry_events`` row."""
-
-    #: uuid4 hex shared by all attempts of one call.
-    call_id: str
-    session_id: str | None
-    #: What was called: the executor's ``operation``, else ``module.qualname`` of the function.
-    operation: str
-    #: 1 for the first attempt.
-    attempt: int
-    outcome: Outcome
-    #: The classification of the error; None on success and cancellation.
-    error_type: ErrorType | None
-    #: Module-qualified class of the exception, e.g. ``builtins.TimeoutError``.
-    error_class: str | None
-    #: The exception's message with secrets removed, at most 2,000 characters; None when empty.
-    error_message: str | None
-    status_code: int | None
-    #: The wait chosen before the next attempt; None when no attempt follows.
-    delay_s: float | None
-    #: What the server's Retry-After asked for, in seconds.
-    retry_after_s: float | None
-    #: This attempt's own duration (``time.monotonic``), not counting waits before it.
-    elapsed_s: float
-    #: When the attempt ended, timezone-aware UTC.
-    created_at: datetime
-
-
-class AttemptHook(Protocol):
-    """Anything called with each `Attempt`: a plain function or an async one."""
-
-    def __call__(self, attempt: Attempt, /) -> Awaitable[None] | None: ...
-
-
-class AttemptRecorder(Protocol):
-    """A place that stores attempts, such as the convstore store (one ``retry_events`` row each)."""
-
-    async def record_attempt(self, attempt: Attempt, /) -> None: ...
-
-
-class OnRetry(Protocol):
-    """Called before each wait with the failed attempt's 0-based number, its error and the delay."""
-
-    def __call__(
-        self, attempt: int, error: Exception, delay: float, /
-    ) -> Awaitable[None] | None: ...
-
-
-class Sleep(Protocol):
-    """An async sleep taking seconds, like `asyncio.sleep`."""
-
-    def __call__(self, delay: float, /) -> Awaitable[object]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +50,41 @@ class _Failure:
     outcome: Outcome
     explanation: Explanation
     delay_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One call through the executor: what every one of its attempts' rows shares."""
+
+    call_id: str
+    session_id: str | None
+    operation: str
+
+    def attempt(
+        self,
+        number: int,
+        outcome: Outcome,
+        elapsed_s: float,
+        error: BaseException | None = None,
+        explanation: Explanation | None = None,
+        delay_s: float | None = None,
+    ) -> Attempt:
+        """The row of attempt `number` (1-based), which ended with `outcome`."""
+        return Attempt(
+            call_id=self.call_id,
+            session_id=self.session_id,
+            operation=self.operation,
+            attempt=number,
+            outcome=outcome,
+            error_type=None if explanation is None else explanation.error_type,
+            error_class=None if error is None else qualified_name(type(error)),
+            error_message=None if error is None else _error_message(error),
+            status_code=None if explanation is None else explanation.status_code,
+            delay_s=delay_s,
+            retry_after_s=None if explanation is None else explanation.retry_after_s,
+            elapsed_s=elapsed_s,
+            created_at=datetime.now(UTC),
+        )
 
 
 class RetryExecutor:
@@ -172,20 +120,14 @@ class RetryExecutor:
             )
         if operation is not None and (not isinstance(operation, str) or not operation):
             raise InvalidArgument(f"operation must be a non-empty str, got {operation!r}")
-        if (
-            not isinstance(max_retry_after_s, int | float)
-            or isinstance(max_retry_after_s, bool)
-            or math.isnan(max_retry_after_s)
-            or max_retry_after_s < 0
-        ):
-            raise InvalidArgument(
-                f"max_retry_after_s must be a number of at least 0, got {max_retry_after_s!r}"
-            )
+        max_retry_after_s = _validate.real_number(
+            "max_retry_after_s", max_retry_after_s, minimum=0.0, finite=False
+        )
         self.classifier = classifier if classifier is not None else ErrorClassifier()
         self.store = store
-        self.session_id = None if session_id is None else validate_session_id(session_id)
+        self.session_id = None if session_id is None else _validate.session_id(session_id)
         self.operation = operation
-        self.max_retry_after_s = float(max_retry_after_s)
+        self.max_retry_after_s = max_retry_after_s
         self._sleep: Sleep = sleep if sleep is not None else asyncio.sleep
         self._hooks: tuple[AttemptHook, ...] = tuple(hooks)
         if store is not None:
@@ -242,38 +184,8 @@ class RetryExecutor:
         on_retry: OnRetry | None,
     ) -> Any:
         """Run the attempt loop; the body of `execute_with_retry` and of `retry`'s wrapper."""
-        if max_retries is not None and (
-            not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0
-        ):
-            raise InvalidArgument(f"max_retries must be an int of at least 0, got {max_retries!r}")
-        call_id = uuid.uuid4().hex
-        operation = self.operation or _operation_name(fn)
-
-        def attempt_row(
-            number: int,
-            outcome: Outcome,
-            elapsed_s: float,
-            error: BaseException | None = None,
-            explanation: Explanation | None = None,
-            delay_s: float | None = None,
-        ) -> Attempt:
-            message = None if error is None else _error_message(error)
-            return Attempt(
-                call_id=call_id,
-                session_id=self.session_id,
-                operation=operation,
-                attempt=number,
-                outcome=outcome,
-                error_type=None if explanation is None else explanation.error_type,
-                error_class=None if error is None else qualified_name(type(error)),
-                error_message=message,
-                status_code=None if explanation is None else explanation.status_code,
-                delay_s=delay_s,
-                retry_after_s=None if explanation is None else explanation.retry_after_s,
-                elapsed_s=elapsed_s,
-                created_at=datetime.now(UTC),
-            )
-
+        max_retries = _validate.optional_whole_number("max_retries", max_retries, minimum=0)
+        call = _Call(uuid.uuid4().hex, self.session_id, self.operation or _operation_name(fn))
         index = 0  # 0-based number of the current attempt
         while True:
             started = time.monotonic()
@@ -283,42 +195,41 @@ class RetryExecutor:
                     result = await result
             except asyncio.CancelledError as exc:
                 elapsed = time.monotonic() - started
-                await self._emit(attempt_row(index + 1, Outcome.CANCELLED, elapsed, exc))
+                await self._emit(call.attempt(index + 1, Outcome.CANCELLED, elapsed, exc))
                 raise
             except Exception as exc:
                 elapsed = time.monotonic() - started
                 failure = self._decide(exc, index, max_retries)
-                await self._emit(
-                    attempt_row(
-                        index + 1,
-                        failure.outcome,
-                        elapsed,
-                        exc,
-                        failure.explanation,
-                        failure.delay_s,
-                    )
+                row = call.attempt(
+                    index + 1, failure.outcome, elapsed, exc, failure.explanation, failure.delay_s
                 )
+                await self._emit(row)
                 if failure.delay_s is None:
                     raise
                 error, delay = exc, failure.delay_s
             else:
                 elapsed = time.monotonic() - started
-                await self._emit(attempt_row(index + 1, Outcome.SUCCESS, elapsed))
+                await self._emit(call.attempt(index + 1, Outcome.SUCCESS, elapsed))
                 return result
-
             # Outside the except block, so that the next attempt's error is not chained to this one.
-            waiting_since = time.monotonic()
-            try:
-                if on_retry is not None:
-                    await _call_on_retry(on_retry, index, error, delay)
-                await self._sleep(delay)
-            except asyncio.CancelledError as exc:
-                # The next attempt never started; its row says so.
-                waited = time.monotonic() - waiting_since
-                await self._emit(attempt_row(index + 2, Outcome.CANCELLED, waited, exc))
-                raise
+            await self._wait(call, index, error, delay, on_retry)
             del error  # Do not keep the traceback (and its frames) alive during the next attempt.
             index += 1
+
+    async def _wait(
+        self, call: _Call, index: int, error: Exception, delay: float, on_retry: OnRetry | None
+    ) -> None:
+        """Call `on_retry` and sleep before attempt ``index + 2``; a cancellation is recorded."""
+        waiting_since = time.monotonic()
+        try:
+            if on_retry is not None:
+                await _call_on_retry(on_retry, index, error, delay)
+            await self._sleep(delay)
+        except asyncio.CancelledError as exc:
+            # The next attempt never started; its row says so.
+            waited = time.monotonic() - waiting_since
+            await self._emit(call.attempt(index + 2, Outcome.CANCELLED, waited, exc))
+            raise
 
     def _decide(self, error: Exception, index: int, max_retries: int | None) -> _Failure:
         """Classify a failed attempt and choose: retry after some delay, give up, or raise now."""
@@ -418,10 +329,7 @@ def retry(
         hooks=hooks,
         max_retry_after_s=max_retry_after_s,
     )
-    if max_retries is not None and (
-        not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0
-    ):
-        raise InvalidArgument(f"max_retries must be an int of at least 0, got {max_retries!r}")
+    _validate.optional_whole_number("max_retries", max_retries, minimum=0)
 
     def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(fn)

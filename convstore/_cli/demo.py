@@ -16,13 +16,13 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import URL
 
-from convstore._admin import open_store
-from convstore._classify import ErrorClassifier
-from convstore._display import history_table, interrupted_table, retry_table, terminal_width
-from convstore._engine import resolve_url
-from convstore._retry import RetryExecutor
-from convstore._store import Store
-from convstore._types import utcnow
+from convstore._cli.admin.database import open_store
+from convstore._cli.display import history_table, interrupted_table, retry_table, terminal_width
+from convstore._retry.classifier import ErrorClassifier
+from convstore._retry.executor import RetryExecutor
+from convstore._storage.engine import resolve_url
+from convstore._storage.store import Store
+from convstore._storage.types import utcnow
 
 DEFAULT_URL = "sqlite:///convstore-demo.db"
 #: How many times faster than real the back-off waits run in the demo.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
@@ -19,14 +22,25 @@ class Connections:
         self._keep = keep
         self._idle: list[PoolProxiedConnection] = []
 
-    async def acquire(self) -> PoolProxiedConnection:
-        """An idle connection, or a new one from the pool."""
-        if self._idle:
-            return self._idle.pop()
-        return await self._engine.raw_connection()
+    @asynccontextmanager
+    async def borrow(
+        self, *, healthy_after: tuple[type[BaseException], ...]
+    ) -> AsyncIterator[PoolProxiedConnection]:
+        """A connection for the block; kept for the next operation when the block ends without
+        error or with one of `healthy_after` (errors that leave the connection usable), and
+        discarded otherwise, since it may be broken or stopped in the middle of the protocol."""
+        raw = self._idle.pop() if self._idle else await self._engine.raw_connection()
+        healthy = False
+        try:
+            yield raw
+            healthy = True
+        except healthy_after:
+            healthy = True
+            raise
+        finally:
+            await self._release(raw, healthy=healthy)
 
-    async def release(self, raw: PoolProxiedConnection, *, healthy: bool) -> None:
-        """Keep a connection for the next operation, or give it back (discarded if broken)."""
+    async def _release(self, raw: PoolProxiedConnection, *, healthy: bool) -> None:
         if not healthy:
             await greenlet_spawn(raw.invalidate)
         elif len(self._idle) < self._keep:

@@ -11,23 +11,23 @@ from typing import Any, Self
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from convstore import _lease, _validate
-from convstore._engine import (
+from convstore import _validate
+from convstore._records import Attempt, InterruptedSession, Interruption, RetrySummary, Snapshot
+from convstore._storage import lease
+from convstore._storage.engine import (
     check_sqlite_path,
     configure_engine,
     create_engine,
-    describe,
     resolve_url,
+    safe_url,
     sqlite_read_only_reason,
 )
-from convstore._errors import storage_errors
-from convstore._lease import Lease
-from convstore._migrate import ensure_schema
-from convstore._records import InterruptedSession, Interruption, RetrySummary, Snapshot
-from convstore._repository import Repository, newest
-from convstore._retry import Attempt
-from convstore._sqlite import SQLiteRepository
-from convstore._types import utcnow
+from convstore._storage.errors import storage_errors
+from convstore._storage.lease import Lease
+from convstore._storage.migrate import ensure_schema
+from convstore._storage.repository import Repository, newest
+from convstore._storage.sqlite.repository import SQLiteRepository
+from convstore._storage.types import utcnow
 from convstore.exceptions import InvalidArgument, StorageError
 
 DEFAULT_MAX_MESSAGES = 100
@@ -141,7 +141,7 @@ class Store:
         another owner whose lease is alive raises `LeaseHeld`; an expired one is taken over and
         recorded as abandoned.
         """
-        return _lease.running(self._repository, _validate.session_id(session_id), owner, lease_s)
+        return lease.running(self._repository, _validate.session_id(session_id), owner, lease_s)
 
     async def recover_abandoned(self) -> list[InterruptedSession]:
         """Mark every session whose lease expired (its owner died) interrupted, as "abandoned".
@@ -225,7 +225,7 @@ class _Connecting:
             url = resolve_url(self._url)
             check_sqlite_path(url)
             engine, owns_engine = create_engine(url), True
-        database = describe(engine.url)
+        database = safe_url(engine.url)
         ready = False
         try:
             try:
@@ -245,7 +245,8 @@ class _Connecting:
         keep = 4 if owns_engine else 0
         repository: Repository
         if engine.dialect.name == "postgresql":
-            from convstore._postgres import PostgresRepository  # asyncpg is an optional extra
+            # asyncpg is an optional extra
+            from convstore._storage.postgres import PostgresRepository
 
             repository = PostgresRepository(engine, database, keep_connections=keep)
         else:

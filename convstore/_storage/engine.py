@@ -161,6 +161,6 @@ def _set_up_sqlite(
     record.info[_SET_UP] = True
 
 
-def describe(url: URL) -> str:
+def safe_url(url: URL) -> str:
     """The URL as it may appear in messages and logs: without its password."""
     return url.render_as_string(hide_password=True)

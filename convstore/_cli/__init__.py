@@ -1,0 +1,1 @@
+"""The ``convstore`` command for operators: migrations, listings, statistics, import, purge."""

@@ -1,0 +1,227 @@
+"""Importing snapshot files in the JSON-file format (one ``<session>.json`` file per session)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from convstore import _validate
+from convstore._cli.admin.database import display_url
+from convstore._storage.errors import storage_errors
+from convstore._storage.repository import newest, role_of
+from convstore._storage.schema import interruptions, messages, sessions
+from convstore._storage.statements import CLEAR_MARKER, resolve_interruptions
+from convstore._storage.store import DEFAULT_MAX_MESSAGES
+from convstore._storage.transactions import write_transaction
+from convstore.exceptions import ConfigurationError, InvalidArgument
+
+
+class MalformedFile(ValueError):
+    """A snapshot file that cannot be imported; the message says what is wrong with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotFile:
+    """One session as a snapshot file holds it."""
+
+    session_id: str
+    saved_at: datetime
+    message_count: int
+    messages: list[Any]
+    extra: dict[str, Any]
+    interrupted_at: datetime | None
+
+
+def read_snapshot_file(path: Path) -> SnapshotFile:
+    """Parse one snapshot file; MalformedFile says what is wrong with it.
+
+    A file written when an unknown session was marked interrupted may lack everything but the
+    session id and the interruption: it becomes an empty session saved when it was marked.
+    """
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MalformedFile(f"cannot read it: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise MalformedFile(f"not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedFile(f"expected a JSON object, found {type(data).__name__}")
+    if "session_id" not in data:
+        raise MalformedFile("it has no 'session_id'")
+    try:
+        session_id = _validate.session_id(data["session_id"])
+    except InvalidArgument as exc:
+        raise MalformedFile(str(exc)) from exc
+    interrupted_at = (
+        _epoch(data, "interrupted_at", required=True) if data.get("interrupted") is True else None
+    )
+    saved_at = _epoch(data, "saved_at", required=interrupted_at is None) or interrupted_at
+    assert saved_at is not None  # one of the two is required
+    history = data.get("messages", [])
+    if not isinstance(history, list):
+        raise MalformedFile(f"'messages' must be a list, not {type(history).__name__}")
+    count = data.get("message_count", len(history))
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise MalformedFile(f"'message_count' must be an int >= 0, not {count!r}")
+    extra = data.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise MalformedFile(f"'extra' must be an object, not {type(extra).__name__}")
+    return SnapshotFile(
+        session_id, saved_at, max(count, len(history)), history, extra, interrupted_at
+    )
+
+
+def _epoch(data: Mapping[str, Any], key: str, *, required: bool) -> datetime | None:
+    """The epoch-seconds field as an aware UTC datetime."""
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise MalformedFile(f"{key!r} must be a number of seconds since the epoch, not {value!r}")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise MalformedFile(f"{key!r} is out of range: {value!r}") from exc
+
+
+#: What importing one file did to the database.
+ImportOutcome = Literal["new", "updated", "marked", "unchanged"]
+
+
+async def import_snapshot(
+    engine: AsyncEngine, record: SnapshotFile, max_messages: int
+) -> ImportOutcome:
+    """Store one file's session with its own times and interruption, in one transaction.
+
+    Idempotent: a session already stored with the same or a newer save keeps its snapshot, and
+    an interruption already in the history (same session, same time) is not added again. An
+    interruption followed by a newer stored save is recorded as resolved by that save.
+    """
+    s, i = sessions.c, interruptions.c
+    async with write_transaction(engine) as conn:
+        stored = (
+            await conn.execute(
+                select(s.saved_at).where(s.session_id == record.session_id).with_for_update()
+            )
+        ).scalar_one_or_none()
+        outcome: ImportOutcome = "unchanged"
+        if stored is None or stored < record.saved_at:
+            await _write_snapshot(conn, record, max_messages, exists=stored is not None)
+            outcome = "new" if stored is None else "updated"
+            stored = record.saved_at
+        at = record.interrupted_at
+        if at is not None:
+            seen = await conn.execute(
+                select(i.id).where(i.session_id == record.session_id, i.interrupted_at == at)
+            )
+            if seen.first() is None:
+                # A save after the interruption, newer than this file's, ended it.
+                resolved_at = stored if stored > record.saved_at and stored >= at else None
+                await conn.execute(
+                    insert(interruptions).values(
+                        session_id=record.session_id, interrupted_at=at, resolved_at=resolved_at
+                    )
+                )
+                if resolved_at is None:
+                    await conn.execute(
+                        update(sessions)
+                        .where(
+                            s.session_id == record.session_id,
+                            s.interrupted_at.is_(None) | (s.interrupted_at < at),
+                        )
+                        .values(interrupted_at=at, interrupt_reason=None)
+                    )
+                outcome = "marked" if outcome == "unchanged" else outcome
+    return outcome
+
+
+async def _write_snapshot(
+    conn: AsyncConnection, record: SnapshotFile, max_messages: int, *, exists: bool
+) -> None:
+    """Replace the session's row and messages with the file's; a save ends older interruptions."""
+    s, m, i = sessions.c, messages.c, interruptions.c
+    saved = record.saved_at
+    values = {"saved_at": saved, "message_count": record.message_count, "extra": record.extra}
+    if exists:
+        await conn.execute(update(sessions).where(s.session_id == record.session_id).values(values))
+        await conn.execute(
+            update(sessions)
+            .where(s.session_id == record.session_id, s.interrupted_at <= saved)
+            .values(CLEAR_MARKER)
+        )
+        await conn.execute(
+            resolve_interruptions(i.session_id == record.session_id, i.interrupted_at <= saved),
+            {"now": saved},
+        )
+        await conn.execute(delete(messages).where(m.session_id == record.session_id))
+    else:
+        created = min(saved, record.interrupted_at or saved)
+        await conn.execute(
+            insert(sessions).values(session_id=record.session_id, created_at=created, **values)
+        )
+    kept = newest(record.messages, max_messages)
+    first = record.message_count - len(kept)
+    if kept:
+        await conn.execute(
+            insert(messages),
+            [
+                {"session_id": record.session_id, "seq": seq, "role": role_of(msg), "body": msg}
+                for seq, msg in enumerate(kept, start=first)
+            ],
+        )
+
+
+@dataclass
+class ImportReport:
+    """What `import_files` did, file by file."""
+
+    files: int = 0
+    new: int = 0
+    updated: int = 0
+    marked: int = 0
+    unchanged: int = 0
+    #: (file name, what is wrong with it)
+    malformed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def snapshot_files(directory: Path) -> list[Path]:
+    """The ``*.json`` files of `directory`, in name order."""
+    if not directory.is_dir():
+        raise ConfigurationError(f"{str(directory)!r} is not a directory")
+    try:
+        return sorted(p for p in directory.glob("*.json") if p.is_file())
+    except OSError as exc:
+        raise ConfigurationError(f"cannot list {str(directory)!r}: {exc}") from exc
+
+
+async def import_files(
+    engine: AsyncEngine,
+    paths: Sequence[Path],
+    *,
+    max_messages: int = DEFAULT_MAX_MESSAGES,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import the files one by one; malformed ones are reported and skipped. `progress` is
+    called with the number of files done after each file."""
+    report = ImportReport(files=len(paths))
+    for done, path in enumerate(paths, start=1):
+        try:
+            record = read_snapshot_file(path)
+            with storage_errors("import-json", display_url(engine.url)):
+                outcome = await import_snapshot(engine, record, max_messages)
+        except (MalformedFile, InvalidArgument) as exc:
+            # InvalidArgument: a message the codec refuses, e.g. one nested too deep.
+            report.malformed.append((path.name, str(exc)))
+        else:
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        if progress is not None:
+            progress(done)
+    return report

@@ -1,0 +1,136 @@
+"""Deleting old history in short transactions, so that writers never wait long for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from convstore._cli.admin.database import display_url
+from convstore._storage.errors import storage_errors
+from convstore._storage.schema import interruptions, messages, retry_events, sessions
+from convstore._storage.statements import resolve_interruptions
+from convstore._storage.transactions import write_transaction
+from convstore._storage.types import utcnow
+
+#: Rows deleted per transaction by `purge`, so that writers never wait long for it.
+PURGE_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """What `purge` removed, or would remove."""
+
+    sessions: int = 0
+    messages: int = 0
+    #: Open interruptions of the deleted sessions, marked resolved (they stay in the history).
+    resolved: int = 0
+    retry_events: int = 0
+    interruptions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Old:
+    """What `purge` deletes: the conditions on each table."""
+
+    sessions: ColumnElement[bool]
+    retry_events: ColumnElement[bool]
+    interruptions: ColumnElement[bool]
+
+
+def _old(cutoff: datetime, now: datetime) -> _Old:
+    s, i = sessions.c, interruptions.c
+    # A session whose lease is alive is running and kept, however old its last save.
+    alive = s.lease_expires_at.is_not(None) & (s.lease_expires_at >= now)
+    return _Old(
+        sessions=(s.saved_at < cutoff) & ~alive,
+        retry_events=retry_events.c.created_at < cutoff,
+        interruptions=(i.resolved_at < cutoff) & (i.interrupted_at < cutoff),
+    )
+
+
+async def purge(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool) -> PurgeReport:
+    """Delete sessions not saved since `cutoff`, then retry events and resolved interruptions
+    from before it, in batches of short transactions; with `dry_run`, only count them.
+
+    A session whose lease is alive is running and kept, however old its last save. Deleting a
+    session resolves its open interruptions, as `Store.delete_snapshot` does.
+    """
+    now = utcnow()
+    old = _old(cutoff, now)
+    with storage_errors("purge", display_url(engine.url)):
+        if dry_run:
+            return await _count(engine, old)
+        totals = dict.fromkeys(("sessions", "messages", "resolved"), 0)
+        while True:
+            batch = await _purge_sessions(engine, old, now)
+            if batch is None:
+                break
+            for key, deleted in batch.items():
+                totals[key] += deleted
+        return PurgeReport(
+            **totals,
+            retry_events=await _delete_in_batches(
+                engine, retry_events, retry_events.c.id, old.retry_events
+            ),
+            interruptions=await _delete_in_batches(
+                engine, interruptions, interruptions.c.id, old.interruptions
+            ),
+        )
+
+
+async def _purge_sessions(engine: AsyncEngine, old: _Old, now: datetime) -> dict[str, int] | None:
+    """Delete up to PURGE_BATCH old sessions in one transaction; what it did, None when none."""
+    s = sessions.c
+    async with write_transaction(engine) as conn:
+        # FOR UPDATE: on PostgreSQL a concurrent save waits rather than lose its rows.
+        query = select(s.session_id).where(old.sessions).limit(PURGE_BATCH).with_for_update()
+        ids = (await conn.execute(query)).scalars().all()
+        if not ids:
+            return None
+        results = {
+            "messages": await conn.execute(delete(messages).where(messages.c.session_id.in_(ids))),
+            "sessions": await conn.execute(
+                delete(sessions).where(s.session_id.in_(ids) & old.sessions)
+            ),
+            "resolved": await conn.execute(
+                resolve_interruptions(interruptions.c.session_id.in_(ids)), {"now": now}
+            ),
+        }
+    return {key: result.rowcount for key, result in results.items()}
+
+
+async def _count(engine: AsyncEngine, old: _Old) -> PurgeReport:
+    """What `purge` would delete."""
+    i = interruptions.c
+    stale_ids = select(sessions.c.session_id).where(old.sessions)
+    async with engine.connect() as conn:
+
+        async def count(table: Any, condition: Any) -> int:
+            query = select(func.count()).select_from(table).where(condition)
+            return int((await conn.execute(query)).scalar_one())
+
+        return PurgeReport(
+            sessions=await count(sessions, old.sessions),
+            messages=await count(messages, messages.c.session_id.in_(stale_ids)),
+            resolved=await count(
+                interruptions, i.session_id.in_(stale_ids) & i.resolved_at.is_(None)
+            ),
+            retry_events=await count(retry_events, old.retry_events),
+            interruptions=await count(interruptions, old.interruptions),
+        )
+
+
+async def _delete_in_batches(engine: AsyncEngine, table: Any, key: Any, condition: Any) -> int:
+    """Delete the rows matching `condition`, PURGE_BATCH per transaction; how many."""
+    deleted = 0
+    while True:
+        async with write_transaction(engine) as conn:
+            batch = select(key).where(condition).limit(PURGE_BATCH).scalar_subquery()
+            count = (await conn.execute(delete(table).where(key.in_(batch)))).rowcount
+        deleted += count
+        if count < PURGE_BATCH:
+            return deleted

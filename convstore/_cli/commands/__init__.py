@@ -1,0 +1,1 @@
+"""The subcommands: each is an async function of the parsed arguments returning the exit status."""

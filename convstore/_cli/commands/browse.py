@@ -1,0 +1,206 @@
+"""`sessions`, `show` and `stats`: looking at what the database holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from convstore._cli import display
+from convstore._cli.admin import database, listings
+from convstore._cli.arguments import database_url
+from convstore._cli.display import fail, or_dash, plural, screen_width, table, when
+from convstore._records import Interruption, Snapshot
+from convstore._storage.engine import resolve_url
+from convstore._storage.repository import newest
+from convstore._storage.types import utcnow
+
+
+async def list_sessions(args: argparse.Namespace) -> int:
+    """List sessions (or only the interrupted ones), most recent first."""
+    limit = args.limit or None
+    async with database.open_store(database_url(args), migrate=False) as store:
+        total = await listings.count_sessions(store.engine, interrupted=args.interrupted)
+        if args.interrupted:
+            interrupted = await store.list_interrupted_sessions(limit)
+            rows: list[dict[str, Any]] = [asdict(s) for s in interrupted]
+            text = display.interrupted_table(interrupted, screen_width())
+        else:
+            now = utcnow()
+            found = await listings.list_sessions(store.engine, limit=limit)
+            rows = [{**asdict(s), "status": s.status(now)} for s in found]
+            text = sessions_table(found, now)
+    if args.json:
+        display.to_json({"total": total, "sessions": rows})
+        return 0
+    kind = "interrupted sessions" if args.interrupted else "sessions"
+    if not rows:
+        print(f"no {kind}")
+        return 0
+    print(text)
+    if len(rows) < total:
+        print(f"({len(rows)} of {total:,} {kind} shown; --limit 0 shows all)")
+    return 0
+
+
+def sessions_table(found: Sequence[listings.SessionInfo], now: datetime) -> str:
+    """Sessions with their state, as `convstore sessions` shows them."""
+    return table(
+        ["SESSION", "MESSAGES", "SAVED (UTC)", "STATUS", "TIMES\nINTERRUPTED", "REASON"],
+        [
+            (
+                s.session_id,
+                f"{s.message_count:,}",
+                when(s.saved_at),
+                s.status(now),
+                f"{s.interruptions:,}",
+                or_dash(s.interrupt_reason),
+            )
+            for s in found
+        ],
+        right=[1, 4],
+        cut=[0, 5],
+        width=screen_width(),
+    )
+
+
+async def show(args: argparse.Namespace) -> int:
+    """Show one session: its state, crash history and newest messages."""
+    url = database_url(args)
+    async with database.open_store(url, migrate=False) as store:
+        found = await listings.list_sessions(store.engine, session_id=args.session_id)
+        snapshot = await store.restore_snapshot(args.session_id)
+        history = await store.interruptions(args.session_id)
+    if not found or snapshot is None:
+        where = database.display_url(resolve_url(url))
+        note = (
+            f"; its crash history holds {plural(len(history), 'interruption')}" if history else ""
+        )
+        return fail(f"no session {args.session_id!r} in {where}{note}")
+    info = found[0]
+    shown = newest(snapshot.messages, args.messages)
+    first = snapshot.message_count - len(shown)
+    if args.json:
+        display.to_json(
+            {
+                **asdict(info),
+                "status": info.status(utcnow()),
+                "extra": snapshot.extra,
+                "stored_messages": len(snapshot.messages),
+                "history": [asdict(h) for h in history],
+                "messages": [{"seq": first + n, "message": m} for n, m in enumerate(shown)],
+            }
+        )
+    else:
+        _print_session(info, snapshot, history, shown)
+    return 0
+
+
+def _print_session(
+    info: listings.SessionInfo,
+    snapshot: Snapshot,
+    history: Sequence[Interruption],
+    shown: Sequence[Any],
+) -> None:
+    """`show` for a person: the session's details, its crash history, its newest messages."""
+    state = info.status(utcnow())
+    if info.interrupted_at is not None:
+        reason = info.interrupt_reason or "no reason given"
+        state += f" at {when(info.interrupted_at)} UTC: {reason}"
+    elif info.lease_expires_at is not None:
+        state += f" (owner {info.owner}, lease until {when(info.lease_expires_at)})"
+    width = screen_width()
+    details = [
+        ("session", info.session_id),
+        ("status", state),
+        ("messages", f"{info.message_count:,} in the conversation, {len(snapshot.messages)} kept"),
+        ("created", f"{when(info.created_at)} UTC"),
+        ("saved", f"{when(info.saved_at)} UTC"),
+        ("extra", json.dumps(snapshot.extra, ensure_ascii=False, default=str)),
+    ]
+    for key, value in details:
+        line = f"{key:<9} {display.clean(value)}"
+        print(line if width is None else display.fit(line, width))
+    print(f"\nCrash history ({len(history)}):")
+    print(display.history_table(history, width) if history else "  never interrupted")
+    if shown:
+        first = snapshot.message_count - len(shown)
+        print(f"\nLast {len(shown)} of {info.message_count:,} messages:")
+        print(
+            table(
+                ["SEQ", "ROLE", "CONTENT"],
+                [(first + n, *message_text(m)) for n, m in enumerate(shown)],
+                right=[0],
+                cut=[2],
+                width=width,
+            )
+        )
+
+
+def message_text(message: Any) -> tuple[str, str]:
+    """A message's role and readable text: its content, or its text blocks, or its JSON."""
+    if isinstance(message, dict):
+        role = message.get("role")
+        content = message.get("content")
+        if isinstance(content, str):
+            return str(role or "-"), content
+        if isinstance(content, list):
+            parts = [
+                str(b["text"]) if isinstance(b, dict) and "text" in b else _compact(b)
+                for b in content
+            ]
+            return str(role or "-"), " ".join(parts)
+        return str(role or "-"), _compact(message)
+    return "-", _compact(message)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+async def stats(args: argparse.Namespace) -> int:
+    """Print the retry summary per operation and error type, and interruptions per reason."""
+    since: datetime | None = args.since
+    async with database.open_store(database_url(args), migrate=False) as store:
+        retries = await store.retry_summary(since=since, operation=args.operation)
+        reasons = await listings.interruptions_by_reason(store.engine, since)
+    if args.json:
+        display.to_json(
+            {
+                "since": since,
+                "operation": args.operation,
+                "retries": [asdict(r) for r in retries],
+                "interruptions": [asdict(r) for r in reasons],
+            }
+        )
+        return 0
+    period = "all history" if since is None else f"since {when(since)} UTC"
+    width = screen_width()
+    what = "every operation" if args.operation is None else args.operation
+    print(f"Retried calls of {what}, {period}:")
+    print(display.retry_table(retries, width) if retries else "  none recorded")
+    print(f"\nInterruptions by reason, {period}:")
+    if not reasons:
+        print("  none recorded")
+        return 0
+    print(
+        table(
+            ["REASON", "TIMES", "RESOLVED", "LATEST (UTC)"],
+            [
+                (
+                    r.reason or "(no reason)",
+                    f"{r.interruptions:,}",
+                    f"{r.resolved:,}",
+                    when(r.latest),
+                )
+                for r in reasons
+            ],
+            right=[1, 2],
+            cut=[0],
+            width=width,
+        )
+    )
+    return 0

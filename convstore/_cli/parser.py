@@ -1,0 +1,179 @@
+"""The command line's arguments: global options and one subparser per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Coroutine
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from convstore._cli import demo
+from convstore._cli.arguments import DEFAULT_URL, URL_VARIABLE, count, point_in_time, positive
+from convstore._cli.commands import browse, changes, migrations
+from convstore._storage.store import DEFAULT_MAX_MESSAGES
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: global options and one subparser per subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="convstore",
+        parents=[_url_option()],
+        description="Manage a convstore database: migrations, sessions, retry statistics, "
+        "import of old snapshot files, purging old history, and a demo.",
+        epilog="Try `convstore demo` first. Times are shown in UTC.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = _Commands(parser.add_subparsers(title="commands", metavar="COMMAND", required=True))
+    commands.add_migrations()
+    commands.add_browsing()
+    commands.add_changes()
+    commands.add_demo()
+    return parser
+
+
+def _url_option() -> argparse.ArgumentParser:
+    url = argparse.ArgumentParser(add_help=False)
+    url.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help=f"database URL (default: ${URL_VARIABLE}, else {DEFAULT_URL})",
+    )
+    return url
+
+
+class _Commands:
+    """Adds the subcommands, each with the --url option and its handler."""
+
+    def __init__(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        self._subparsers = subparsers
+        self._url = _url_option()
+        self._json = argparse.ArgumentParser(add_help=False)
+        self._json.add_argument("--json", action="store_true", help="print one JSON document")
+
+    def _add(
+        self, name: str, handler: Handler, summary: str, *, as_json: bool = False
+    ) -> argparse.ArgumentParser:
+        parents = [self._url, self._json] if as_json else [self._url]
+        sub = self._subparsers.add_parser(
+            name, parents=parents, help=summary, description=summary + "."
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def add_migrations(self) -> None:
+        """upgrade, downgrade, current, check."""
+        sub = self._add(
+            "upgrade", migrations.upgrade, "create the tables or upgrade them to this convstore's"
+        )
+        sub.add_argument("revision", nargs="?", default="head", help="target (default: head)")
+        sub = self._add(
+            "downgrade",
+            migrations.downgrade,
+            "downgrade the tables; `base` drops them and their data",
+        )
+        sub.add_argument("revision", help="target revision, e.g. 0001, -1 or base")
+        self._add("current", migrations.current, "print the database's revision")
+        self._add(
+            "check",
+            migrations.check,
+            "exit with status 1 when the database is behind this convstore",
+        )
+
+    def add_browsing(self) -> None:
+        """sessions, show, stats."""
+        sub = self._add(
+            "sessions",
+            browse.list_sessions,
+            "list sessions, most recently saved first",
+            as_json=True,
+        )
+        sub.add_argument(
+            "--interrupted", action="store_true", help="only interrupted ones, newest first"
+        )
+        sub.add_argument(
+            "--limit", type=count, default=100, metavar="N", help="at most N (default 100; 0: all)"
+        )
+        sub = self._add(
+            "show",
+            browse.show,
+            "show one session: state, crash history, last messages",
+            as_json=True,
+        )
+        sub.add_argument("session_id", metavar="SESSION_ID")
+        sub.add_argument(
+            "--messages",
+            type=count,
+            default=10,
+            metavar="N",
+            help="the last N messages (default 10)",
+        )
+        sub = self._add(
+            "stats",
+            browse.stats,
+            "retries per operation and error type, interruptions",
+            as_json=True,
+        )
+        sub.add_argument(
+            "--since",
+            type=point_in_time,
+            metavar="WHEN",
+            help="only since then: an age (24h, 7d) or an ISO time (default: all history)",
+        )
+        sub.add_argument("--operation", metavar="NAME", help="only this operation's retries")
+
+    def add_changes(self) -> None:
+        """import-json, purge."""
+        sub = self._add(
+            "import-json",
+            changes.import_json,
+            "import snapshot files, one JSON file per session",
+        )
+        sub.add_argument(
+            "directory", type=Path, metavar="DIR", help="folder of <session>.json files"
+        )
+        sub.add_argument(
+            "--max-messages",
+            type=positive,
+            default=DEFAULT_MAX_MESSAGES,
+            metavar="N",
+            help=f"keep the newest N messages of each (default {DEFAULT_MAX_MESSAGES})",
+        )
+        sub = self._add(
+            "purge",
+            changes.purge,
+            "delete old sessions, retry events and resolved interruptions",
+        )
+        sub.add_argument(
+            "--older-than",
+            type=point_in_time,
+            required=True,
+            metavar="AGE",
+            help="delete what is older: an age (30d, 12w) or an ISO time",
+        )
+        sub.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+
+    def add_demo(self) -> None:
+        """demo, whose --url has a default of its own."""
+        sub = self._subparsers.add_parser(
+            "demo",
+            help="simulate failing LLM calls, a crash and a recovery, then show them",
+            description="Simulate an agent whose LLM calls fail and are retried, crash one "
+            "session and recover it, then print the tables. The database is left behind.",
+        )
+        sub.add_argument(
+            "--url",
+            default=argparse.SUPPRESS,
+            help=f"database URL (default: {demo.DEFAULT_URL}; "
+            f"${URL_VARIABLE} is ignored, so the demo never writes to your real database)",
+        )
+        sub.set_defaults(handler=changes.demo)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("convstore")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"

@@ -1,0 +1,34 @@
+"""What the retry executor calls: hooks that get each attempt, the retry callback, the sleep."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Protocol
+
+from convstore._records import Attempt
+
+
+class AttemptHook(Protocol):
+    """Anything called with each `Attempt`: a plain function or an async one."""
+
+    def __call__(self, attempt: Attempt, /) -> Awaitable[None] | None: ...
+
+
+class AttemptRecorder(Protocol):
+    """A place that stores attempts, such as the convstore store (one ``retry_events`` row each)."""
+
+    async def record_attempt(self, attempt: Attempt, /) -> None: ...
+
+
+class OnRetry(Protocol):
+    """Called before each wait with the failed attempt's 0-based number, its error and the delay."""
+
+    def __call__(
+        self, attempt: int, error: Exception, delay: float, /
+    ) -> Awaitable[None] | None: ...
+
+
+class Sleep(Protocol):
+    """An async sleep taking seconds, like `asyncio.sleep`."""
+
+    def __call__(self, delay: float, /) -> Awaitable[object]: ...

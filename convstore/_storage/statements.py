@@ -1,0 +1,203 @@
+"""The statements that more than one code path runs, each written once in SQLAlchemy Core.
+
+Shared operations (marking, leases, deleting, the command line's purge and import) execute them
+through SQLAlchemy. The hot paths of each backend run the same statements compiled once, at
+import, to their driver's own SQL text (`Compiled`), and bind values in the compiled order: no
+SQL is written twice, and the tables' names come from `schema` alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import (
+    BindParameter,
+    ClauseElement,
+    ColumnElement,
+    Dialect,
+    Insert,
+    bindparam,
+    delete,
+    func,
+    null,
+    update,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Delete, ReturningInsert, Update
+
+from convstore._storage.schema import interruptions, messages, sessions
+
+#: The dialects' INSERT, which has ON CONFLICT on SQLite and PostgreSQL alike.
+INSERTS: Mapping[str, Callable[..., Any]] = {
+    "sqlite": sqlite_insert,
+    "postgresql": postgresql_insert,
+}
+
+#: The dialects the hot paths are compiled for: the stdlib sqlite3 module's and asyncpg's.
+DIALECTS: Mapping[str, Dialect] = {
+    "sqlite": sqlite.dialect(paramstyle="qmark"),
+    "postgresql": make_url("postgresql+asyncpg://").get_dialect()(),
+}
+
+#: The session a statement is about.
+SESSION_ID: BindParameter[str] = bindparam("session")
+
+#: What ends an interruption marker, on the session row.
+CLEAR_MARKER: Mapping[str, Any] = {"interrupted_at": null(), "interrupt_reason": null()}
+
+
+def upsert_session(
+    dialect: str,
+    values: Mapping[str, Any],
+    on_conflict: Callable[[ReadOnlyColumnCollection[str, Any]], Mapping[str, Any]],
+) -> Insert:
+    """INSERT a session row with `values` or, when it exists, UPDATE it with what `on_conflict`
+    makes of the row that was to be inserted (``excluded``).
+
+    `values` must give ``session_id``; a new session is otherwise empty (no messages, no extra
+    state), created and saved at ``:now``.
+    """
+    row = {
+        "created_at": bindparam("now"),
+        "saved_at": bindparam("now"),
+        "message_count": 0,
+        "extra": {},
+        **values,
+    }
+    statement = INSERTS[dialect](sessions).values(row)
+    return cast(
+        Insert,
+        statement.on_conflict_do_update(
+            index_elements=["session_id"], set_=dict(on_conflict(statement.excluded))
+        ),
+    )
+
+
+def resolve_interruptions(*where: ColumnElement[bool]) -> Update:
+    """End the open interruptions (those not yet resolved) that match `where`, at ``:now``."""
+    return (
+        update(interruptions)
+        .where(interruptions.c.resolved_at.is_(None), *where)
+        .values(resolved_at=bindparam("now"))
+    )
+
+
+def resolve_session() -> Update:
+    """End the open interruptions of session ``:session``, at ``:now``."""
+    return resolve_interruptions(interruptions.c.session_id == SESSION_ID)
+
+
+def delete_messages_outside() -> Delete:
+    """Delete the session's messages outside the window ``:first <= seq < :count``."""
+    seq = messages.c.seq
+    return delete(messages).where(
+        messages.c.session_id == SESSION_ID,
+        (seq < bindparam("first")) | (seq >= bindparam("count")),
+    )
+
+
+def delete_messages_before() -> Delete:
+    """Delete the session's messages at positions below ``:keep_from``: the trim of an append."""
+    return delete(messages).where(
+        messages.c.session_id == SESSION_ID, messages.c.seq < bindparam("keep_from")
+    )
+
+
+def save_session(dialect: str) -> Insert:
+    """The session row of a save: the new count and extra state; the marker is cleared."""
+    return upsert_session(
+        dialect,
+        {
+            "session_id": SESSION_ID,
+            "message_count": bindparam("count"),
+            "extra": bindparam("extra"),
+        },
+        lambda excluded: {
+            "saved_at": excluded.saved_at,
+            "message_count": excluded.message_count,
+            "extra": excluded.extra,
+            **CLEAR_MARKER,
+        },
+    )
+
+
+def append_session(dialect: str) -> ReturningInsert[tuple[int]]:
+    """The session row of an append: ``:count`` more messages, ``:extra`` unless None; the
+    marker is cleared, and the new count returned."""
+    extra = bindparam("extra", type_=sessions.c.extra.type)
+    return upsert_session(
+        dialect,
+        {
+            "session_id": SESSION_ID,
+            "message_count": bindparam("count"),
+            "extra": bindparam("new_extra"),
+        },
+        lambda excluded: {
+            "saved_at": excluded.saved_at,
+            "message_count": sessions.c.message_count + excluded.message_count,
+            "extra": func.coalesce(extra, sessions.c.extra),
+            **CLEAR_MARKER,
+        },
+    ).returning(sessions.c.message_count)
+
+
+def insert_messages(dialect: str) -> Insert:
+    """INSERT one message row from ``:session``, ``:seq``, ``:role`` and ``:body``."""
+    row = {"session_id": SESSION_ID, **{name: bindparam(name) for name in ("seq", "role", "body")}}
+    return cast(Insert, INSERTS[dialect](messages).values(row))
+
+
+def upsert_messages(dialect: str) -> Insert:
+    """`insert_messages`, or the UPDATE of a stored row that differs; a row that does not
+    change is left alone, so a save rewrites only what changed since the previous save."""
+    return update_changed_messages(insert_messages(dialect))
+
+
+def update_changed_messages(statement: Any) -> Insert:
+    """`statement`, a dialect's INSERT into ``messages``, updating the rows that exist and
+    differ."""
+    excluded, stored = statement.excluded, messages.c
+    changed = stored.body.is_distinct_from(excluded.body) | stored.role.is_distinct_from(
+        excluded.role
+    )
+    return cast(
+        Insert,
+        statement.on_conflict_do_update(
+            index_elements=["session_id", "seq"],
+            set_={"role": excluded.role, "body": excluded.body},
+            where=changed,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A statement compiled to a driver's SQL text, with its parameters in binding order."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The positional parameters for `values`, keyed by bind name."""
+        return tuple(values[name] for name in self.names)
+
+
+def compiled(statement: ClauseElement, dialect: str) -> Compiled:
+    """`statement` as SQL text for the dialect's driver (``?`` for sqlite3, ``$n`` for asyncpg)."""
+    result = cast(SQLCompiler, statement.compile(dialect=DIALECTS[dialect]))
+    names = tuple(result.positiontup or ())
+    return Compiled(result.string, names)
+
+
+def check_order(compiled_statement: Compiled, expected: Sequence[str]) -> Compiled:
+    """The statement, after making sure its parameters bind in the order rows are built in."""
+    if compiled_statement.names != tuple(expected):
+        raise AssertionError(f"parameters bind as {compiled_statement.names}, not {expected}")
+    return compiled_statement
