@@ -1,4 +1,4 @@
-"""A drop-in for the original one-JSON-file-per-session ``ConversationRecovery`` class.
+"""A drop-in for the file-based ``ConversationRecovery`` class (one JSON file per session).
 
 Same method names, return values and dict keys, backed by a convstore database. Like the original
 it never raises: failures are logged to the ``convstore.compat`` logger and reported as

@@ -14,9 +14,7 @@ import shlex
 import sys
 from collections.abc import Callable
 
-from sqlalchemy.engine import URL
-
-from convstore._cli.admin.database import open_store
+from convstore._cli.admin.database import display_url, open_store
 from convstore._cli.display import history_table, interrupted_table, retry_table, terminal_width
 from convstore._retry.classifier import ErrorClassifier
 from convstore._retry.executor import RetryExecutor
@@ -86,7 +84,7 @@ async def scaled_sleep(delay: float) -> None:
     await asyncio.sleep(delay / SPEEDUP)
 
 
-def describe(error: Exception) -> str:
+def what_failed(error: Exception) -> str:
     """What went wrong with a call, in a few words."""
     if isinstance(error, APIStatusError):
         kind = "rate limited" if error.status_code == 429 else "overloaded"
@@ -117,7 +115,7 @@ class Agent:
         """Print each failed attempt and the wait before the next."""
         self.attempts = attempt + 1
         print(
-            f"    attempt {attempt + 1}: {describe(error)} -> retry in {delay:.1f} s "
+            f"    attempt {attempt + 1}: {what_failed(error)} -> retry in {delay:.1f} s "
             f"(waits {delay / SPEEDUP:.3f} s here)"
         )
 
@@ -136,7 +134,7 @@ class Agent:
                 self.model.chat, self.history, on_retry=self.on_retry
             )
         except TimeoutError as exc:
-            print(f"    attempt {self.attempts + 1}: {describe(exc)} -> retries used up, raised")
+            print(f"    attempt {self.attempts + 1}: {what_failed(exc)} -> retries used up, raised")
             raise
         self.history.append(reply)
         print(f"  assistant: {reply['content']}")
@@ -220,11 +218,7 @@ def try_it(url: str) -> str:
         shell = f"sqlite3 -header -column {shlex.quote(database)}"
     else:
         head = "The database is on the server. Query it with psql:"
-        shell = f"psql {shlex.quote(_psql_url(resolved))} -c"
+        shell = f"psql {shlex.quote(display_url(resolved))} -c"
     lines = [head, *(f'  {shell} "{query}"' for query in queries)]
     lines.append(f"or with convstore itself:\n  convstore sessions --url {shlex.quote(url)}")
     return "\n".join(lines)
-
-
-def _psql_url(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=True)

@@ -58,6 +58,7 @@ def read_snapshot_file(path: Path) -> SnapshotFile:
         raise MalformedFile("it has no 'session_id'")
     try:
         session_id = _validate.session_id(data["session_id"])
+        count = _validate.whole_number("'message_count'", data.get("message_count", 0), minimum=0)
     except InvalidArgument as exc:
         raise MalformedFile(str(exc)) from exc
     interrupted_at = (
@@ -68,9 +69,6 @@ def read_snapshot_file(path: Path) -> SnapshotFile:
     history = data.get("messages", [])
     if not isinstance(history, list):
         raise MalformedFile(f"'messages' must be a list, not {type(history).__name__}")
-    count = data.get("message_count", len(history))
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise MalformedFile(f"'message_count' must be an int >= 0, not {count!r}")
     extra = data.get("extra") or {}
     if not isinstance(extra, dict):
         raise MalformedFile(f"'extra' must be an object, not {type(extra).__name__}")
@@ -84,10 +82,14 @@ def _epoch(data: Mapping[str, Any], key: str, *, required: bool) -> datetime | N
     value = data.get(key)
     if value is None and not required:
         return None
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise MalformedFile(f"{key!r} must be a number of seconds since the epoch, not {value!r}")
     try:
-        return datetime.fromtimestamp(value, UTC)
+        seconds = _validate.real_number(
+            f"{key!r} (seconds since the epoch)", value, minimum=-math.inf
+        )
+    except InvalidArgument as exc:
+        raise MalformedFile(str(exc)) from exc
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise MalformedFile(f"{key!r} is out of range: {value!r}") from exc
 
