@@ -1,4 +1,4 @@
-"""The README's example programs run as a newcomer would run them."""
+"""The example programs in examples/ run as a newcomer would run them."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Whatever a conversation holds restores as documented, identically on SQLite and PostgreSQL.
 
 Property tests (hypothesis) over arbitrary JSON-like messages, extras and session ids, and the
-content rules of README "What a message may hold" and "Session ids" case by case: what is saved
-restores exactly, or in the documented string form, and invalid input raises convstore's own
-errors and changes nothing stored.
+content rules of docs/store.md ("What a message may hold", "Session ids") case by case: what is
+saved restores exactly, or in the documented string form, and invalid input raises convstore's
+own errors and changes nothing stored.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Point:
 
 
 def stored_form(value: object) -> Any:
-    """What README "What a message may hold" says `value` restores as."""
+    """What the docs ("What a message may hold") say `value` restores as."""
     if isinstance(value, enum.Enum):
         return stored_form(value.value)
     if value is None or isinstance(value, bool | int | float | str):

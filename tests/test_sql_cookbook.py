@@ -1,4 +1,4 @@
-"""The README's SQL runs against a populated database, so the documentation cannot rot."""
+"""The SQL cookbook of the docs runs against a populated database, so it cannot rot."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from factories import rate_limited_attempt
 
 import convstore
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+COOKBOOK = Path(__file__).resolve().parent.parent / "docs" / "database.md"
 #: (dialect, SQL) of every SQL block: `sql` blocks are for both backends.
 SQL_BLOCKS = re.findall(
-    r"```(sql|sqlite|postgresql)\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL
+    r"```(sql|sqlite|postgresql)\n(.*?)```", COOKBOOK.read_text(encoding="utf-8"), re.DOTALL
 )
 
 
@@ -46,8 +46,8 @@ async def populated(store: convstore.Store) -> convstore.Store:
     return store
 
 
-def test_the_readme_has_a_cookbook_for_both_backends() -> None:
-    """The README gives at least five queries over the history, each runnable on both backends."""
+def test_the_docs_have_a_cookbook_for_both_backends() -> None:
+    """The docs give at least five queries over the history, each runnable on both backends."""
     for backend in ("sqlite", "postgresql"):
         blocks = [sql for dialect, sql in SQL_BLOCKS if dialect in ("sql", backend)]
         assert len(blocks) >= 5
@@ -67,7 +67,7 @@ CASES = [
 
 @pytest.mark.parametrize(("backend", "block"), CASES, indirect=["backend"])
 async def test_readme_query_runs_and_finds_rows(populated: convstore.Store, block: str) -> None:
-    """Each SQL block of the README runs and returns rows on a populated database."""
+    """Each SQL block of the cookbook runs and returns rows on a populated database."""
     async with populated.engine.connect() as conn:
         for statement in statements(block):
             rows = (await conn.exec_driver_sql(statement)).all()
