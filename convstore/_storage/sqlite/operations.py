@@ -19,20 +19,34 @@ from convstore._storage import codec, statements
 from convstore._storage.repository import encode_messages
 from convstore._storage.retry_history import RETRY_EVENT_COLUMNS, attempt_values, insert_attempt
 from convstore._storage.schema import messages, sessions
-from convstore._storage.statements import Compiled, check_order, compiled
+from convstore._storage.statements import check_order, compiled
 from convstore._storage.types import from_sqlite_text, to_sqlite_text
 
 #: The part of a write that runs inside a transaction; it returns the operation's result.
 Work = Callable[[sqlite3.Connection], Any]
 
+# Each statement's parameters are passed as a tuple in the order written beside it, which
+# `check_order` makes sure, at import, is the compiled statement's: a dict per statement would
+# cost a few microseconds each on the hot paths.
+
 #: The order in which `encode_messages` builds a row.
 _ROW = ("session", "seq", "role", "body")
 
-_SAVE_SESSION = compiled(statements.save_session("sqlite"), "sqlite")
-_APPEND_SESSION = compiled(statements.append_session("sqlite"), "sqlite")
-_DELETE_OUTSIDE = compiled(statements.delete_messages_outside(), "sqlite")
-_DELETE_BEFORE = compiled(statements.delete_messages_before(), "sqlite")
-_RESOLVE = compiled(statements.resolve_session(), "sqlite")
+_SAVE_SESSION = check_order(
+    compiled(statements.save_session("sqlite"), "sqlite"),
+    ("session", "now", "now", "count", "extra"),
+)
+_APPEND_SESSION = check_order(
+    compiled(statements.append_session("sqlite"), "sqlite"),
+    ("session", "now", "now", "count", "new_extra", "extra"),
+)
+_DELETE_OUTSIDE = check_order(
+    compiled(statements.delete_messages_outside(), "sqlite"), ("session", "first", "count")
+)
+_DELETE_BEFORE = check_order(
+    compiled(statements.delete_messages_before(), "sqlite"), ("session", "keep_from")
+)
+_RESOLVE = check_order(compiled(statements.resolve_session(), "sqlite"), ("now", "session"))
 # A save usually repeats most of the previous one (the same conversation, a turn longer): rows
 # that did not change are left alone, so a save writes what changed rather than everything.
 _UPSERT_MESSAGE = check_order(compiled(statements.upsert_messages("sqlite"), "sqlite"), _ROW)
@@ -56,10 +70,6 @@ _SELECT_BODIES = compiled(
 _INSERT_ATTEMPT = check_order(compiled(insert_attempt(), "sqlite"), RETRY_EVENT_COLUMNS)
 
 
-def _run(conn: sqlite3.Connection, statement: Compiled, **values: Any) -> sqlite3.Cursor:
-    return conn.execute(statement.sql, statement.args(values))
-
-
 def save(
     session_id: str,
     kept: Sequence[Any],
@@ -73,10 +83,10 @@ def save(
         first = message_count - len(kept)
         rows = encode_messages(session_id, kept, first, jsonb=False)
         encoded = codec.encode(extra, jsonb=False)
-        _run(conn, _SAVE_SESSION, session=session_id, now=now, count=message_count, extra=encoded)
-        _run(conn, _DELETE_OUTSIDE, session=session_id, first=first, count=message_count)
+        conn.execute(_SAVE_SESSION.sql, (session_id, now, now, message_count, encoded))
+        conn.execute(_DELETE_OUTSIDE.sql, (session_id, first, message_count))
         conn.executemany(_UPSERT_MESSAGE.sql, rows)
-        _run(conn, _RESOLVE, session=session_id, now=now)
+        conn.execute(_RESOLVE.sql, (now, session_id))
 
     return work
 
@@ -95,17 +105,16 @@ def append(
         # Encoded with seq 0 onwards; the real positions are known once the count is read.
         rows = encode_messages(session_id, kept, 0, jsonb=False)
         encoded = None if extra is None else codec.encode(extra, jsonb=False)
-        values = {"session": session_id, "now": now, "count": added}
-        ((count,),) = _run(
-            conn, _APPEND_SESSION, **values, new_extra=encoded or "{}", extra=encoded
+        ((count,),) = conn.execute(
+            _APPEND_SESSION.sql, (session_id, now, now, added, encoded or "{}", encoded)
         ).fetchall()
         first = count - len(rows)
         conn.executemany(
             _INSERT_MESSAGE.sql, [(sid, first + seq, role, text) for sid, seq, role, text in rows]
         )
         if count > max_messages:
-            _run(conn, _DELETE_BEFORE, session=session_id, keep_from=count - max_messages)
-        _run(conn, _RESOLVE, session=session_id, now=now)
+            conn.execute(_DELETE_BEFORE.sql, (session_id, count - max_messages))
+        conn.execute(_RESOLVE.sql, (now, session_id))
         return int(count)
 
     return work
@@ -127,13 +136,13 @@ def restore(conn: sqlite3.Connection, session_id: str) -> Snapshot | None:
     """Read the session and its messages in one read transaction, so both come from one commit."""
     conn.execute("BEGIN")
     try:
-        row = _run(conn, _SELECT_SESSION, session=session_id).fetchone()
+        row = conn.execute(_SELECT_SESSION.sql, (session_id,)).fetchone()
         if row is None:
             return None
         # As bytes: they are joined and parsed as one document, never used as str.
         conn.text_factory = bytes
         try:
-            bodies = [body for (body,) in _run(conn, _SELECT_BODIES, session=session_id)]
+            bodies = [body for (body,) in conn.execute(_SELECT_BODIES.sql, (session_id,))]
         finally:
             conn.text_factory = str
     finally:
