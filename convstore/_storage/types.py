@@ -9,7 +9,7 @@ from sqlalchemy import DateTime, Dialect, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from convstore._storage import codec as _codec
+from convstore._storage import codec
 
 # How SQLAlchemy's SQLite dialect writes a DATETIME; the raw SQLite statements write the same text
 # so that rows written either way sort and compare alike.
@@ -76,12 +76,12 @@ class JSONDocument(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return _codec.encode(value, jsonb=dialect.name == "postgresql")
+        return codec.encode(value, jsonb=dialect.name == "postgresql")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
         if isinstance(value, str | bytes):
-            return _codec.decode(value)
+            return codec.decode(value)
         # An engine that parses JSON itself (asyncpg's default codec) hands over the value.
-        return _codec.untag(value)
+        return codec.untag(value)
