@@ -5,12 +5,14 @@ interrupted and list them; classify API errors and retry calls with `RetryExecut
 logging every attempt to the same database.
 """
 
+from convstore._conversation.check import Problem, check_conversation
 from convstore._records import (
     Attempt,
     ErrorType,
     InterruptedSession,
     Interruption,
     Outcome,
+    Repair,
     RetrySummary,
     Snapshot,
 )
@@ -53,6 +55,8 @@ __all__ = [
     "OnRetry",
     "Outcome",
     "Policy",
+    "Problem",
+    "Repair",
     "RetryExecutor",
     "RetrySummary",
     "SchemaError",
@@ -60,6 +64,7 @@ __all__ = [
     "Snapshot",
     "StorageError",
     "Store",
+    "check_conversation",
     "connect",
     "retry",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 class ErrorType(StrEnum):
@@ -75,6 +75,24 @@ class Attempt:
     created_at: datetime
 
 
+RepairKind = Literal["closed_call", "dropped_result", "dropped_message"]
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """One change `resume` made so that the provider accepts the conversation."""
+
+    #: ``closed_call``: a synthetic result was added for a call that had none;
+    #: ``dropped_result``: a result whose call is not in the conversation was removed;
+    #: ``dropped_message``: a message the conversation may not start with was removed from its
+    #: start (with it go the results that answer its calls).
+    kind: RepairKind
+    #: The call the repair is about; None for ``dropped_message``.
+    call_id: str | None
+    #: The 0-based position, in the conversation as stored, of the message repaired.
+    position: int
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A session's stored conversation and state, as restored."""
@@ -88,6 +106,9 @@ class Snapshot:
     extra: dict[str, Any]
     interrupted_at: datetime | None
     interrupt_reason: str | None
+    #: What `Store.resume` repaired so that the provider accepts the conversation; always
+    #: empty from `Store.restore_snapshot`, which returns what is stored as it is.
+    repairs: tuple[Repair, ...] = ()
 
     @property
     def interrupted(self) -> bool:
@@ -140,5 +161,8 @@ class Interruption:
     session_id: str
     interrupted_at: datetime
     reason: str | None
-    #: When the session was next saved, appended to or deleted; None while still interrupted.
+    #: When the session was next saved, appended to, resumed or deleted; None while still
+    #: interrupted.
     resolved_at: datetime | None
+    #: What `Store.resume` repaired when it ended this interruption.
+    repairs: tuple[Repair, ...] = ()

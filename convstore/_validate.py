@@ -7,7 +7,7 @@ a session id must not cost the retry side an import of SQLAlchemy.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
 from convstore.exceptions import InvalidArgument, InvalidSessionId
@@ -109,6 +109,17 @@ def reason(value: object) -> str | None:
     if not storable_text(value):
         raise InvalidArgument("reason must not contain NUL characters or lone surrogates")
     return value
+
+
+def call_ids(value: object) -> frozenset[str]:
+    """Tool-call ids, if `value` is an iterable of str (a str alone is refused, not split)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidArgument(f"pending must be an iterable of call ids, not {value!r}")
+    ids = tuple(value)
+    wrong = [i for i in ids if not isinstance(i, str)]
+    if wrong:
+        raise InvalidArgument(f"pending must hold str call ids, not {wrong[0]!r}")
+    return frozenset(ids)
 
 
 def limit(value: object) -> int | None:

@@ -32,7 +32,9 @@ def conversation_format(shapes: Sequence[Shape]) -> Format | None:
     return next((s.format for s in shapes if s.format is not None), None)
 
 
-def problems(messages: Sequence[object], *, pending: Collection[str] = ()) -> list[Problem]:
+def check_conversation(
+    messages: Sequence[object], *, pending: Collection[str] = ()
+) -> list[Problem]:
     """What makes `messages` unacceptable to their provider, in the order of the messages.
 
     Calls whose ids are in `pending` (waiting for a person's approval, say) may stay open.

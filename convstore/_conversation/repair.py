@@ -10,32 +10,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from convstore._conversation.check import conversation_format
 from convstore._conversation.formats import Format, may_open, shape
+from convstore._records import Repair
 
 #: The result a call that was cut short gets.
 INTERRUPTED = "The tool call was interrupted before it finished; its result is unknown."
-
-RepairKind = Literal["closed_call", "dropped_result", "dropped_message"]
-
-
-@dataclass(frozen=True, slots=True)
-class Repair:
-    """One change `resume` made so that the provider accepts the conversation."""
-
-    #: ``closed_call``: a synthetic result was added for a call that had none;
-    #: ``dropped_result``: a result whose call is not in the conversation was removed;
-    #: ``dropped_message``: a message the conversation may not start with was removed from its
-    #: start (with it go the results that answer its calls).
-    kind: RepairKind
-    #: The call the repair is about; None for ``dropped_message``.
-    call_id: str | None
-    #: The 0-based position, in the conversation as stored, of the message repaired.
-    position: int
 
 
 def repair(

@@ -80,29 +80,29 @@ def _entry(item: list[Any]) -> Entry:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What to store after a write: the new window and which positions it keeps."""
+    """What to store after a write: the new window, and which positions it keeps."""
 
     window: Window
-    #: The positions kept, pinned messages included.
-    kept: frozenset[int]
+    #: The positions kept, oldest first: the pinned ones, a kept opening message, the newest run.
+    kept: tuple[int, ...]
+    #: How many pinned messages are kept: positions 0 to pinned_kept-1.
+    pinned_kept: int
+    #: The position of a message kept alone before the newest run (the one that opened a tool
+    #: exchange longer than the cap), or -1.
+    opener: int
+    #: The first position of the newest run; the message count when the run is empty.
+    first: int
 
-    @property
-    def first(self) -> int:
-        """The first position of the contiguous newest run (everything below it that is not
-        kept is deleted); the message count when nothing is kept after the pinned ones."""
-        seqs = sorted(self.kept)
-        first = seqs[-1] + 1 if seqs else 0
-        for seq in reversed(seqs):
-            if seq != first - 1:
-                break
-            first = seq
-        return first
 
-    @property
-    def kept_below(self) -> list[int]:
-        """The kept positions below `first`: the pinned messages and a kept opening message."""
-        first = self.first
-        return sorted(seq for seq in self.kept if seq < first)
+def stored_window(stored: Sequence[tuple[int, Shape]]) -> Window:
+    """The window that describes messages already stored at the given positions, oldest first."""
+    pinned = 0
+    for seq, current in stored:
+        if seq != pinned or not current.instructions:
+            break
+        pinned += 1
+    conversation = next((s.format for _, s in stored if s.format), None)
+    return Window(conversation, pinned, tuple(Entry(seq, s) for seq, s in stored))
 
 
 def plan(window: Window, added: Sequence[Shape], count: int, cap: int) -> Plan:
@@ -117,16 +117,25 @@ def plan(window: Window, added: Sequence[Shape], count: int, cap: int) -> Plan:
     entries = [*window.entries, *(Entry(count + i, shape) for i, shape in enumerate(added))]
     kept_pinned = [e for e in entries if e.seq < min(pinned, cap)]
     rest = [e for e in entries if e.seq >= pinned]
-    tail = _tail(rest, cap - len(kept_pinned), conversation)
-    kept = (*kept_pinned, *tail)
-    return Plan(Window(conversation, pinned, kept), frozenset(e.seq for e in kept))
+    opener, run = _tail(rest, cap - len(kept_pinned), conversation)
+    kept = (*kept_pinned, *([] if opener is None else [opener]), *run)
+    return Plan(
+        window=Window(conversation, pinned, kept),
+        kept=tuple(e.seq for e in kept),
+        pinned_kept=len(kept_pinned),
+        opener=-1 if opener is None else opener.seq,
+        first=run[0].seq if run else count + len(added),
+    )
 
 
-def _tail(rest: list[Entry], budget: int, conversation: Format | None) -> list[Entry]:
-    """The newest messages of `rest` to keep, at most `budget` of them (see the module's rules)."""
+def _tail(
+    rest: list[Entry], budget: int, conversation: Format | None
+) -> tuple[Entry | None, list[Entry]]:
+    """What to keep of `rest`, at most `budget` messages: an opening message kept alone, or
+    None, and the newest run (see the module's rules)."""
     n = len(rest)
     if budget <= 0 or n == 0:
-        return []
+        return None, []
     safe = _safe_starts(rest)
     opens = [may_open(e.shape, conversation) for e in rest]
     waiting = _waiting_calls(rest)
@@ -138,15 +147,15 @@ def _tail(rest: list[Entry], budget: int, conversation: Format | None) -> list[E
     low = max(n - budget, 0)
     for i in range(low, n):
         if opens[i] and allowed(i, low):
-            return rest[i:]
+            return None, rest[i:]
     # One exchange is longer than the cap: keep the message that opened it, and what fits.
     openers = [o for o in range(n) if opens[o] and not rest[o].shape.calls]
     low = max(n - budget + 1, 1)
     for i in range(low, n):
         before = [o for o in openers if o < i]
         if before and allowed(i, low):
-            return [rest[before[-1]], *rest[i:]]
-    return [rest[openers[-1]]] if openers else []
+            return rest[before[-1]], rest[i:]
+    return (rest[openers[-1]], []) if openers else (None, [])
 
 
 def _safe_starts(rest: list[Entry]) -> list[bool]:

@@ -16,12 +16,14 @@ from sqlalchemy import Integer, String, Text, bindparam, cast, func, literal_col
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from convstore._conversation.window import Plan
 from convstore._records import Attempt, Snapshot
 from convstore._storage import codec, statements
 from convstore._storage.connections import Connections
 from convstore._storage.errors import storage_errors
-from convstore._storage.repository import Repository, encode_messages
+from convstore._storage.repository import Repository
 from convstore._storage.retry_history import attempt_values, insert_attempt
+from convstore._storage.rows import encode_messages, kept_messages, planned, window_text
 from convstore._storage.schema import messages, sessions
 from convstore._storage.statements import compiled
 
@@ -29,19 +31,19 @@ T = TypeVar("T")
 
 
 def _add_messages(*ctes: Any) -> Any:
-    """INSERT the messages ``:roles`` / ``:bodies`` (arrays) at positions from ``:first`` on,
-    running the data-modifying `ctes` in the same statement."""
+    """INSERT the messages ``:bodies`` (an array of JSON texts) with ``:roles`` at positions
+    ``:seqs``, running the data-modifying `ctes` in the same statement."""
     rows = (
-        func.unnest(bindparam("roles", type_=ARRAY(Text)), bindparam("bodies", type_=ARRAY(Text)))
-        .table_valued("role", "body", with_ordinality="ordinality")
+        func.unnest(
+            bindparam("seqs", type_=ARRAY(Integer)),
+            bindparam("roles", type_=ARRAY(Text)),
+            bindparam("bodies", type_=ARRAY(Text)),
+        )
+        .table_valued("seq", "role", "body")
         .render_derived(name="m")
     )
-    first = bindparam("first", type_=Integer)
     source = select(
-        bindparam("session", type_=String),
-        first + rows.c.ordinality - literal_column("1"),
-        rows.c.role,
-        cast(rows.c.body, JSONB),
+        bindparam("session", type_=String), rows.c.seq, rows.c.role, cast(rows.c.body, JSONB)
     )
     return (
         statements.INSERTS["postgresql"](messages)
@@ -52,12 +54,12 @@ def _add_messages(*ctes: Any) -> Any:
 
 _SAVE_SESSION = compiled(statements.save_session("postgresql"), "postgresql")
 _APPEND_SESSION = compiled(statements.append_session("postgresql"), "postgresql")
-# One statement each: the trim, the end of open interruptions and the new rows, as
-# data-modifying CTEs, so a save or append costs two round trips whatever it changes.
+# One statement each: the trim, the end of open interruptions and the new rows (and on append the
+# new window), as data-modifying CTEs, so a save or append costs two round trips.
 _REPLACE_MESSAGES = compiled(
     statements.update_changed_messages(
         _add_messages(
-            statements.delete_messages_outside().cte("outside"),
+            statements.delete_unkept().cte("unkept"),
             statements.resolve_session().cte("resolved"),
         )
     ),
@@ -65,8 +67,9 @@ _REPLACE_MESSAGES = compiled(
 )
 _ADD_MESSAGES = compiled(
     _add_messages(
-        statements.delete_messages_before().cte("trimmed"),
+        statements.delete_trimmed().cte("trimmed"),
         statements.resolve_session().cte("resolved"),
+        statements.set_window().cte("windowed"),
     ),
     "postgresql",
 )
@@ -113,16 +116,22 @@ class PostgresRepository(Repository):
     async def save(
         self,
         session_id: str,
-        kept: Sequence[Any],
-        message_count: int,
+        messages: Sequence[Any],
         extra: Mapping[str, Any],
+        max_messages: int,
         now: datetime,
     ) -> None:
-        first = message_count - len(kept)
-        roles, bodies = _columns(encode_messages(session_id, kept, first, jsonb=True))
-        values = {"session": session_id, "now": now, "count": message_count}
-        session = _SAVE_SESSION.args({**values, "extra": codec.encode(extra, jsonb=True)})
-        rows = _REPLACE_MESSAGES.args({**values, "first": first, "roles": roles, "bodies": bodies})
+        count = len(messages)
+        plan = planned(None, messages, 0, max_messages)
+        kept, seqs = kept_messages(plan, messages, 0)
+        roles, bodies = _columns(encode_messages(session_id, kept, seqs, jsonb=True))
+        values = {"session": session_id, "now": now, "count": count}
+        session = _SAVE_SESSION.args(
+            {**values, "extra": codec.encode(extra, jsonb=True), "window": window_text(plan)}
+        )
+        rows = _REPLACE_MESSAGES.args(
+            {**values, **_trim(plan), "seqs": seqs, "roles": roles, "bodies": bodies}
+        )
 
         async def save(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
@@ -135,28 +144,30 @@ class PostgresRepository(Repository):
     async def append(
         self,
         session_id: str,
-        kept: Sequence[Any],
-        added: int,
+        messages: Sequence[Any],
         extra: Mapping[str, Any] | None,
         max_messages: int,
         now: datetime,
     ) -> int:
-        roles, bodies = _columns(encode_messages(session_id, kept, 0, jsonb=True))
         encoded = None if extra is None else codec.encode(extra, jsonb=True)
         values = {"session": session_id, "now": now}
         session = _APPEND_SESSION.args(
-            {**values, "count": added, "new_extra": encoded or "{}", "extra": encoded}
+            {**values, "count": len(messages), "new_extra": encoded or "{}", "extra": encoded}
         )
 
         async def append(conn: asyncpg.Connection) -> int:
             async with conn.transaction():
-                count: int = await conn.fetchval(_APPEND_SESSION.sql, *session)
-                rows = {"first": count - len(bodies), "keep_from": count - max_messages}
+                count, stored = await conn.fetchrow(_APPEND_SESSION.sql, *session)
+                first = count - len(messages)
+                plan = planned(stored, messages, first, max_messages)
+                kept, seqs = kept_messages(plan, messages, first)
+                roles, bodies = _columns(encode_messages(session_id, kept, seqs, jsonb=True))
+                rows = {"seqs": seqs, "roles": roles, "bodies": bodies, **_trim(plan)}
+                window = {"window": window_text(plan)}
                 await conn.execute(
-                    _ADD_MESSAGES.sql,
-                    *_ADD_MESSAGES.args({**values, **rows, "roles": roles, "bodies": bodies}),
+                    _ADD_MESSAGES.sql, *_ADD_MESSAGES.args({**values, **rows, **window})
                 )
-            return count
+            return int(count)
 
         with storage_errors("append_messages", self.database):
             return await self._run(append)
@@ -188,6 +199,11 @@ class PostgresRepository(Repository):
 
         with storage_errors("record_attempt", self.database):
             await self._run(record)
+
+
+def _trim(plan: Plan) -> dict[str, int]:
+    """The parameters of the statements that delete what `plan` does not keep."""
+    return {"pinned": plan.pinned_kept, "first": plan.first, "opener": plan.opener}
 
 
 def _columns(rows: Sequence[tuple[str, int, str | None, str]]) -> tuple[list[Any], list[str]]:

@@ -16,46 +16,23 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from convstore._records import Attempt, InterruptedSession, Interruption, RetrySummary, Snapshot
-from convstore._storage import codec
+from convstore._records import (
+    Attempt,
+    InterruptedSession,
+    Interruption,
+    Repair,
+    RetrySummary,
+    Snapshot,
+)
 from convstore._storage.errors import storage_errors
 from convstore._storage.retry_history import summary, summary_query
 from convstore._storage.schema import interruptions, sessions
 from convstore._storage.statements import resolve_session, upsert_session
 from convstore._storage.transactions import write_transaction
-from convstore._validate import storable_text
 from convstore.exceptions import LeaseHeld
 
 #: The interruption reason of sessions whose owner stopped renewing its lease.
 ABANDONED = "abandoned"
-
-#: One message ready for the database: (session_id, seq, role, encoded body).
-EncodedMessage = tuple[str, int, str | None, str]
-
-
-def encode_messages(
-    session_id: str, messages: Sequence[Any], first: int, *, jsonb: bool
-) -> list[EncodedMessage]:
-    """Rows for `messages`, the first of them at position `first` of the conversation."""
-    bodies = codec.encode_many(messages, jsonb=jsonb)
-    return [
-        (session_id, first + i, role_of(message), body)
-        for i, (message, body) in enumerate(zip(messages, bodies, strict=True))
-    ]
-
-
-def newest(messages: Sequence[Any], max_messages: int) -> list[Any]:
-    """A copy of the newest `max_messages` messages, safe from the caller's later changes."""
-    return list(messages[len(messages) - min(len(messages), max_messages) :])
-
-
-def role_of(message: Any) -> str | None:
-    """The message's role, for SQL queries, when it has a storable string one."""
-    if isinstance(message, Mapping):
-        role = message.get("role")
-        if isinstance(role, str) and storable_text(role):
-            return role
-    return None
 
 
 class Repository(ABC):
@@ -74,26 +51,25 @@ class Repository(ABC):
     async def save(
         self,
         session_id: str,
-        kept: Sequence[Any],
-        message_count: int,
+        messages: Sequence[Any],
         extra: Mapping[str, Any],
+        max_messages: int,
         now: datetime,
     ) -> None:
-        """Replace the session's conversation, of which `kept` are the newest messages, and its
-        extra state, ending any interruption."""
+        """Replace the session's conversation with `messages`, of which the pair-safe cap keeps
+        at most `max_messages`, and its extra state, ending any interruption."""
 
     @abstractmethod
     async def append(
         self,
         session_id: str,
-        kept: Sequence[Any],
-        added: int,
+        messages: Sequence[Any],
         extra: Mapping[str, Any] | None,
         max_messages: int,
         now: datetime,
     ) -> int:
-        """Count `added` more messages, store `kept`, the newest of them, keep the newest
-        `max_messages` rows, and return the new message count."""
+        """Add `messages` to the conversation, keep at most `max_messages` under the pair-safe
+        cap, and return the new message count."""
 
     @abstractmethod
     async def restore(self, session_id: str) -> Snapshot | None:
@@ -288,7 +264,17 @@ class Repository(ABC):
         with storage_errors("interruptions", self.database):
             async with self._read() as conn:
                 rows = (await conn.execute(query.limit(limit))).all()
-        return [Interruption(*row) for row in rows]
+        return [
+            Interruption(
+                row.id,
+                row.session_id,
+                row.interrupted_at,
+                row.reason,
+                row.resolved_at,
+                repairs_of(row.repairs),
+            )
+            for row in rows
+        ]
 
     async def retry_summary(
         self, since: datetime | None, operation: str | None
@@ -298,3 +284,8 @@ class Repository(ABC):
             async with self._read() as conn:
                 rows = (await conn.execute(summary_query(since, operation))).all()
         return [summary(row) for row in rows]
+
+
+def repairs_of(document: Any) -> tuple[Repair, ...]:
+    """The repairs an ``interruptions.repairs`` document lists; none for NULL."""
+    return tuple(Repair(**item) for item in document or ())

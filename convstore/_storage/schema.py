@@ -53,6 +53,9 @@ class SessionRow(Base):
     #: Who runs the session now (see `Store.running`), and until when its lease holds.
     owner: Mapped[str | None] = mapped_column(Text)
     lease_expires_at: Mapped[datetime | None]
+    #: What the pair-safe cap needs to know of the stored messages (`_conversation.window`):
+    #: their positions, roles and tool-call ids, so that a trim never reads old bodies.
+    message_shapes: Mapped[Any | None] = mapped_column(JSONDocument())
 
     __table_args__ = (
         # Partial: its size, and so the cost of listing interrupted sessions, grows with the
@@ -99,6 +102,8 @@ class InterruptionRow(Base):
     interrupted_at: Mapped[datetime] = mapped_column(index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[datetime | None]
+    #: What `Store.resume` repaired when it ended this interruption, as a JSON list.
+    repairs: Mapped[Any | None] = mapped_column(JSONDocument())
 
 
 class RetryEventRow(Base):

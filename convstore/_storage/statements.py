@@ -18,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Dialect,
     Insert,
+    Text,
     bindparam,
     delete,
     func,
@@ -94,43 +95,58 @@ def resolve_session() -> Update:
     return resolve_interruptions(interruptions.c.session_id == SESSION_ID)
 
 
-def delete_messages_outside() -> Delete:
-    """Delete the session's messages outside the window ``:first <= seq < :count``."""
+def _trimmed() -> ColumnElement[bool]:
+    """The messages a `Plan` does not keep below its newest run: those between the kept pinned
+    ones (``seq < :pinned``) and the run (``seq >= :first``), but the kept ``:opener``."""
     seq = messages.c.seq
+    return (seq >= bindparam("pinned")) & (seq < bindparam("first")) & (seq != bindparam("opener"))
+
+
+def delete_trimmed() -> Delete:
+    """Delete the session's messages that the cap no longer keeps: the trim of an append."""
+    return delete(messages).where(messages.c.session_id == SESSION_ID, _trimmed())
+
+
+def delete_unkept() -> Delete:
+    """Delete the session's messages a save does not keep: trimmed, or past ``:count``."""
     return delete(messages).where(
-        messages.c.session_id == SESSION_ID,
-        (seq < bindparam("first")) | (seq >= bindparam("count")),
+        messages.c.session_id == SESSION_ID, _trimmed() | (messages.c.seq >= bindparam("count"))
     )
 
 
-def delete_messages_before() -> Delete:
-    """Delete the session's messages at positions below ``:keep_from``: the trim of an append."""
-    return delete(messages).where(
-        messages.c.session_id == SESSION_ID, messages.c.seq < bindparam("keep_from")
+def set_window() -> Update:
+    """Store the session's ``:window`` (what the cap knows of its stored messages)."""
+    return (
+        update(sessions)
+        .where(sessions.c.session_id == SESSION_ID)
+        .values(message_shapes=bindparam("window", type_=sessions.c.message_shapes.type))
     )
 
 
 def save_session(dialect: str) -> Insert:
-    """The session row of a save: the new count and extra state; the marker is cleared."""
+    """The session row of a save: the new count, extra state and window; the marker is
+    cleared."""
     return upsert_session(
         dialect,
         {
             "session_id": SESSION_ID,
             "message_count": bindparam("count"),
             "extra": bindparam("extra"),
+            "message_shapes": bindparam("window"),
         },
         lambda excluded: {
             "saved_at": excluded.saved_at,
             "message_count": excluded.message_count,
             "extra": excluded.extra,
+            "message_shapes": excluded.message_shapes,
             **CLEAR_MARKER,
         },
     )
 
 
-def append_session(dialect: str) -> ReturningInsert[tuple[int]]:
+def append_session(dialect: str) -> ReturningInsert[tuple[int, str | None]]:
     """The session row of an append: ``:count`` more messages, ``:extra`` unless None; the
-    marker is cleared, and the new count returned."""
+    marker is cleared, and the new count and the stored window (as JSON text) returned."""
     extra = bindparam("extra", type_=sessions.c.extra.type)
     return upsert_session(
         dialect,
@@ -145,7 +161,7 @@ def append_session(dialect: str) -> ReturningInsert[tuple[int]]:
             "extra": func.coalesce(extra, sessions.c.extra),
             **CLEAR_MARKER,
         },
-    ).returning(sessions.c.message_count)
+    ).returning(sessions.c.message_count, sessions.c.message_shapes.cast(Text))
 
 
 def insert_messages(dialect: str) -> Insert:

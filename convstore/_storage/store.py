@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
@@ -25,7 +25,8 @@ from convstore._storage.engine import (
 from convstore._storage.errors import storage_errors
 from convstore._storage.lease import Lease
 from convstore._storage.migrate import ensure_schema
-from convstore._storage.repository import Repository, newest
+from convstore._storage.repository import Repository
+from convstore._storage.resume import resume
 from convstore._storage.sqlite.repository import SQLiteRepository
 from convstore._storage.types import utcnow
 from convstore.exceptions import InvalidArgument, StorageError
@@ -68,13 +69,10 @@ class Store:
         entirely or, if the save fails or is cancelled, not at all.
         """
         session_id = _validate.session_id(session_id)
-        messages = _validate.messages(messages)
+        # A copy: the messages are encoded later, safe from the caller's changes to the list.
+        messages = list(_validate.messages(messages))
         await self._repository.save(
-            session_id,
-            newest(messages, self._max_messages),
-            len(messages),
-            _validate.extra(extra),
-            utcnow(),
+            session_id, messages, _validate.extra(extra), self._max_messages, utcnow()
         )
 
     async def append_messages(
@@ -90,11 +88,10 @@ class Store:
         not grow with the length of the conversation.
         """
         session_id = _validate.session_id(session_id)
-        messages = _validate.messages(messages)
+        messages = list(_validate.messages(messages))
         return await self._repository.append(
             session_id,
-            newest(messages, self._max_messages),
-            len(messages),
+            messages,
             None if extra is None else _validate.extra(extra),
             self._max_messages,
             utcnow(),
@@ -103,6 +100,23 @@ class Store:
     async def restore_snapshot(self, session_id: str) -> Snapshot | None:
         """The session's stored conversation and state, or None if there is none."""
         return await self._repository.restore(_validate.session_id(session_id))
+
+    async def resume(self, session_id: str, *, pending: Iterable[str] = ()) -> Snapshot | None:
+        """The session's conversation, repaired so that its provider accepts it as it is.
+
+        Calls without a result get a synthetic one saying that they were interrupted, results
+        whose call is not in the conversation are dropped, and messages it may not start with
+        are dropped from its start; the call ids in `pending` (waiting for a person's approval,
+        say) are left open. The repaired conversation is written back and the interruption, if
+        any, ends, in one transaction; `Snapshot.repairs` and the interruption's history row say
+        what was repaired. None if the session is unknown.
+        """
+        return await resume(
+            self._repository,
+            _validate.session_id(session_id),
+            _validate.call_ids(pending),
+            utcnow(),
+        )
 
     async def mark_interrupted(self, session_id: str, reason: str | None = None) -> None:
         """Mark the session interrupted (creating it, empty, if unknown) and record it in history.

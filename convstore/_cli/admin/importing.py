@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from convstore import _validate
 from convstore._cli.admin.database import display_url
 from convstore._storage.errors import storage_errors
-from convstore._storage.repository import newest, role_of
+from convstore._storage.rows import newest, role_of
 from convstore._storage.schema import interruptions, messages, sessions
 from convstore._storage.statements import CLEAR_MARKER, resolve_interruptions
 from convstore._storage.store import DEFAULT_MAX_MESSAGES

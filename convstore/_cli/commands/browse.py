@@ -15,7 +15,7 @@ from convstore._cli.arguments import database_url
 from convstore._cli.display import fail, or_dash, plural, screen_width, table, when
 from convstore._records import Interruption, Snapshot
 from convstore._storage.engine import resolve_url
-from convstore._storage.repository import newest
+from convstore._storage.rows import newest
 from convstore._storage.types import utcnow
 
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from convstore._records import Attempt, Snapshot
 from convstore._storage import codec, statements
-from convstore._storage.repository import encode_messages
 from convstore._storage.retry_history import RETRY_EVENT_COLUMNS, attempt_values, insert_attempt
+from convstore._storage.rows import encode_messages, kept_messages, planned, window_text
 from convstore._storage.schema import messages, sessions
 from convstore._storage.statements import check_order, compiled
 from convstore._storage.types import from_sqlite_text, to_sqlite_text
@@ -34,18 +34,20 @@ _ROW = ("session", "seq", "role", "body")
 
 _SAVE_SESSION = check_order(
     compiled(statements.save_session("sqlite"), "sqlite"),
-    ("session", "now", "now", "count", "extra"),
+    ("session", "now", "now", "count", "extra", "window"),
 )
 _APPEND_SESSION = check_order(
     compiled(statements.append_session("sqlite"), "sqlite"),
     ("session", "now", "now", "count", "new_extra", "extra"),
 )
-_DELETE_OUTSIDE = check_order(
-    compiled(statements.delete_messages_outside(), "sqlite"), ("session", "first", "count")
+_DELETE_UNKEPT = check_order(
+    compiled(statements.delete_unkept(), "sqlite"),
+    ("session", "pinned", "first", "opener", "count"),
 )
-_DELETE_BEFORE = check_order(
-    compiled(statements.delete_messages_before(), "sqlite"), ("session", "keep_from")
+_DELETE_TRIMMED = check_order(
+    compiled(statements.delete_trimmed(), "sqlite"), ("session", "pinned", "first", "opener")
 )
+_SET_WINDOW = check_order(compiled(statements.set_window(), "sqlite"), ("window", "session"))
 _RESOLVE = check_order(compiled(statements.resolve_session(), "sqlite"), ("now", "session"))
 # A save usually repeats most of the previous one (the same conversation, a turn longer): rows
 # that did not change are left alone, so a save writes what changed rather than everything.
@@ -72,19 +74,22 @@ _INSERT_ATTEMPT = check_order(compiled(insert_attempt(), "sqlite"), RETRY_EVENT_
 
 def save(
     session_id: str,
-    kept: Sequence[Any],
-    message_count: int,
+    messages: Sequence[Any],
     extra: Mapping[str, Any],
+    max_messages: int,
     now: str,
 ) -> Work:
     """The work of a save: it replaces the session's conversation and extra state."""
 
     def work(conn: sqlite3.Connection) -> None:
-        first = message_count - len(kept)
-        rows = encode_messages(session_id, kept, first, jsonb=False)
+        count = len(messages)
+        plan = planned(None, messages, 0, max_messages)
+        rows = encode_messages(session_id, *kept_messages(plan, messages, 0), jsonb=False)
         encoded = codec.encode(extra, jsonb=False)
-        conn.execute(_SAVE_SESSION.sql, (session_id, now, now, message_count, encoded))
-        conn.execute(_DELETE_OUTSIDE.sql, (session_id, first, message_count))
+        conn.execute(_SAVE_SESSION.sql, (session_id, now, now, count, encoded, window_text(plan)))
+        conn.execute(
+            _DELETE_UNKEPT.sql, (session_id, plan.pinned_kept, plan.first, plan.opener, count)
+        )
         conn.executemany(_UPSERT_MESSAGE.sql, rows)
         conn.execute(_RESOLVE.sql, (now, session_id))
 
@@ -93,8 +98,7 @@ def save(
 
 def append(
     session_id: str,
-    kept: Sequence[Any],
-    added: int,
+    messages: Sequence[Any],
     extra: Mapping[str, Any] | None,
     max_messages: int,
     now: str,
@@ -102,18 +106,17 @@ def append(
     """The work of an append: it adds the messages, trims to the cap and returns the count."""
 
     def work(conn: sqlite3.Connection) -> int:
-        # Encoded with seq 0 onwards; the real positions are known once the count is read.
-        rows = encode_messages(session_id, kept, 0, jsonb=False)
         encoded = None if extra is None else codec.encode(extra, jsonb=False)
-        ((count,),) = conn.execute(
-            _APPEND_SESSION.sql, (session_id, now, now, added, encoded or "{}", encoded)
+        ((count, stored),) = conn.execute(
+            _APPEND_SESSION.sql,
+            (session_id, now, now, len(messages), encoded or "{}", encoded),
         ).fetchall()
-        first = count - len(rows)
-        conn.executemany(
-            _INSERT_MESSAGE.sql, [(sid, first + seq, role, text) for sid, seq, role, text in rows]
-        )
-        if count > max_messages:
-            conn.execute(_DELETE_BEFORE.sql, (session_id, count - max_messages))
+        first = count - len(messages)
+        plan = planned(stored, messages, first, max_messages)
+        rows = encode_messages(session_id, *kept_messages(plan, messages, first), jsonb=False)
+        conn.executemany(_INSERT_MESSAGE.sql, rows)
+        conn.execute(_DELETE_TRIMMED.sql, (session_id, plan.pinned_kept, plan.first, plan.opener))
+        conn.execute(_SET_WINDOW.sql, (window_text(plan), session_id))
         conn.execute(_RESOLVE.sql, (now, session_id))
         return int(count)
 

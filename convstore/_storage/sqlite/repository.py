@@ -79,25 +79,24 @@ class SQLiteRepository(Repository):
     async def save(
         self,
         session_id: str,
-        kept: Sequence[Any],
-        message_count: int,
+        messages: Sequence[Any],
         extra: Mapping[str, Any],
+        max_messages: int,
         now: datetime,
     ) -> None:
-        work = operations.save(session_id, kept, message_count, extra, to_sqlite_text(now))
+        work = operations.save(session_id, messages, extra, max_messages, to_sqlite_text(now))
         with storage_errors("save_snapshot", self.database):
             await self._writer.write(work)
 
     async def append(
         self,
         session_id: str,
-        kept: Sequence[Any],
-        added: int,
+        messages: Sequence[Any],
         extra: Mapping[str, Any] | None,
         max_messages: int,
         now: datetime,
     ) -> int:
-        work = operations.append(session_id, kept, added, extra, max_messages, to_sqlite_text(now))
+        work = operations.append(session_id, messages, extra, max_messages, to_sqlite_text(now))
         with storage_errors("append_messages", self.database):
             count: int = await self._writer.write(work)
         return count

@@ -1,0 +1,114 @@
+"""`Store.resume`: a session repaired for its provider, written back, its interruption ended."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from convstore._conversation.formats import shape
+from convstore._conversation.repair import repair
+from convstore._conversation.window import stored_window
+from convstore._records import Repair, Snapshot
+from convstore._storage.errors import storage_errors
+from convstore._storage.repository import Repository
+from convstore._storage.rows import role_of
+from convstore._storage.schema import interruptions, messages, sessions
+from convstore._storage.statements import CLEAR_MARKER, resolve_session
+
+
+async def resume(
+    repository: Repository, session_id: str, pending: Collection[str], now: datetime
+) -> Snapshot | None:
+    """The session's conversation repaired so that its provider accepts it as it is.
+
+    The repaired conversation is written back, and any interruption ended with the repairs
+    recorded in its history row, in one transaction; None if the session is unknown.
+    """
+    s = sessions.c
+    with storage_errors("resume", repository.database):
+        async with repository._write() as conn:
+            row = (
+                await conn.execute(
+                    select(s.message_count, s.saved_at, s.extra, s.interrupted_at)
+                    .where(s.session_id == session_id)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            stored = (
+                await conn.execute(
+                    select(messages.c.seq, messages.c.body)
+                    .where(messages.c.session_id == session_id)
+                    .order_by(messages.c.seq)
+                )
+            ).all()
+            repaired, repairs = repair([body for _, body in stored], pending=pending)
+            count, saved_at = row.message_count, row.saved_at
+            if repairs:
+                count += len(repaired) - len(stored)
+                await _replace(conn, session_id, [seq for seq, _ in stored], repaired, count)
+                saved_at = now
+            await conn.execute(
+                update(sessions)
+                .where(s.session_id == session_id)
+                .values(message_count=count, saved_at=saved_at, **CLEAR_MARKER)
+            )
+            await _end_interruption(conn, session_id, repairs, now)
+    return Snapshot(
+        session_id=session_id,
+        messages=repaired,
+        message_count=count,
+        saved_at=saved_at,
+        extra=row.extra,
+        interrupted_at=None,
+        interrupt_reason=None,
+        repairs=tuple(repairs),
+    )
+
+
+async def _replace(
+    conn: AsyncConnection, session_id: str, seqs: list[int], repaired: list[Any], count: int
+) -> None:
+    """Store `repaired` in place of the session's messages, at positions that end at `count`.
+
+    The leading instructions keep their positions (repairs never touch them); the rest are laid
+    out one after another up to the last position of the conversation.
+    """
+    pinned = 0
+    while pinned < min(len(seqs), len(repaired)) and seqs[pinned] == pinned:
+        if not shape(repaired[pinned]).instructions:
+            break
+        pinned += 1
+    positions = [*range(pinned), *range(count - (len(repaired) - pinned), count)]
+    await conn.execute(delete(messages).where(messages.c.session_id == session_id))
+    if repaired:
+        await conn.execute(
+            insert(messages),
+            [
+                {"session_id": session_id, "seq": seq, "role": role_of(m), "body": m}
+                for seq, m in zip(positions, repaired, strict=True)
+            ],
+        )
+    window = stored_window([(seq, shape(m)) for seq, m in zip(positions, repaired, strict=True)])
+    await conn.execute(
+        update(sessions)
+        .where(sessions.c.session_id == session_id)
+        .values(message_shapes=window.to_json())
+    )
+
+
+async def _end_interruption(
+    conn: AsyncConnection, session_id: str, repairs: list[Repair], now: datetime
+) -> None:
+    """Resolve the session's open interruptions, recording what was repaired."""
+    recorded = bindparam("repairs", type_=interruptions.c.repairs.type)
+    await conn.execute(
+        resolve_session().values(repairs=recorded),
+        {"session": session_id, "now": now, "repairs": [asdict(r) for r in repairs] or None},
+    )
