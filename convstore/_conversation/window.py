@@ -7,10 +7,11 @@ start. The trim works from a `Window`, the shapes of the stored messages kept on
 so that an append never reads old message bodies: its cost grows with the cap, not with the
 conversation.
 
-When no such suffix fits in the cap (one tool exchange longer than the cap), the window keeps the
-latest message that may open the conversation (the user turn that started the exchange) and the
-newest whole exchanges after it that fit; failing that, that message alone. A call still waiting
-for its result is kept while it fits in the cap; once it does not, it is given up.
+When no such suffix fits in the cap (one tool exchange longer than the cap), or when it keeps
+more of the conversation, the window keeps the latest message that may open the conversation (the
+user turn that started the exchange) alone, then the newest whole exchanges after it that fit;
+failing both, that message alone. A call still waiting for its result is kept while it fits in
+the cap; once it does not, it is given up.
 """
 
 from __future__ import annotations
@@ -145,16 +146,19 @@ def _tail(
         return safe[i] and not any(low <= w < i for w in waiting)
 
     low = max(n - budget, 0)
-    for i in range(low, n):
-        if opens[i] and allowed(i, low):
-            return None, rest[i:]
-    # One exchange is longer than the cap: keep the message that opened it, and what fits.
+    suffix = next((i for i in range(low, n) if opens[i] and allowed(i, low)), None)
+    # The message that opened an exchange, kept alone, and the whole exchanges after it that
+    # fit: when an exchange is longer than the cap, or when that keeps more of the conversation.
     openers = [o for o in range(n) if opens[o] and not rest[o].shape.calls]
     low = max(n - budget + 1, 1)
     for i in range(low, n):
         before = [o for o in openers if o < i]
         if before and allowed(i, low):
-            return rest[before[-1]], rest[i:]
+            if suffix is None or n - i + 1 > n - suffix:
+                return rest[before[-1]], rest[i:]
+            break
+    if suffix is not None:
+        return None, rest[suffix:]
     return (rest[openers[-1]], []) if openers else (None, [])
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from convstore import _validate
 from convstore._cli.admin.database import display_url
 from convstore._storage.errors import storage_errors
-from convstore._storage.rows import newest, role_of
+from convstore._storage.rows import kept_messages, planned, role_of
 from convstore._storage.schema import interruptions, messages, sessions
 from convstore._storage.statements import CLEAR_MARKER, resolve_interruptions
 from convstore._storage.store import DEFAULT_MAX_MESSAGES
@@ -151,7 +151,15 @@ async def _write_snapshot(
     """Replace the session's row and messages with the file's; a save ends older interruptions."""
     s, m, i = sessions.c, messages.c, interruptions.c
     saved = record.saved_at
-    values = {"saved_at": saved, "message_count": record.message_count, "extra": record.extra}
+    # The file holds the newest messages of the conversation; the cap keeps what it allows.
+    offset = record.message_count - len(record.messages)
+    plan = planned(None, record.messages, offset, max_messages)
+    values = {
+        "saved_at": saved,
+        "message_count": record.message_count,
+        "extra": record.extra,
+        "message_shapes": plan.window.to_json(),
+    }
     if exists:
         await conn.execute(update(sessions).where(s.session_id == record.session_id).values(values))
         await conn.execute(
@@ -169,14 +177,13 @@ async def _write_snapshot(
         await conn.execute(
             insert(sessions).values(session_id=record.session_id, created_at=created, **values)
         )
-    kept = newest(record.messages, max_messages)
-    first = record.message_count - len(kept)
+    kept, seqs = kept_messages(plan, record.messages, offset)
     if kept:
         await conn.execute(
             insert(messages),
             [
                 {"session_id": record.session_id, "seq": seq, "role": role_of(msg), "body": msg}
-                for seq, msg in enumerate(kept, start=first)
+                for seq, msg in zip(seqs, kept, strict=True)
             ],
         )
 

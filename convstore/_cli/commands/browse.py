@@ -13,6 +13,7 @@ from convstore._cli import display
 from convstore._cli.admin import database, listings
 from convstore._cli.arguments import database_url
 from convstore._cli.display import fail, or_dash, plural, screen_width, table, when
+from convstore._conversation.check import check_conversation
 from convstore._records import Interruption, Snapshot
 from convstore._storage.engine import resolve_url
 from convstore._storage.rows import newest
@@ -91,6 +92,7 @@ async def show(args: argparse.Namespace) -> int:
                 "extra": snapshot.extra,
                 "stored_messages": len(snapshot.messages),
                 "history": [asdict(h) for h in history],
+                "problems": [asdict(p) for p in check_conversation(snapshot.messages)],
                 "messages": [{"seq": first + n, "message": m} for n, m in enumerate(shown)],
             }
         )
@@ -120,6 +122,7 @@ def _print_session(
         ("created", f"{when(info.created_at)} UTC"),
         ("saved", f"{when(info.saved_at)} UTC"),
         ("extra", json.dumps(snapshot.extra, ensure_ascii=False, default=str)),
+        ("provider", _acceptance(snapshot)),
     ]
     for key, value in details:
         line = f"{key:<9} {display.clean(value)}"
@@ -138,6 +141,22 @@ def _print_session(
                 width=width,
             )
         )
+
+
+def _acceptance(snapshot: Snapshot) -> str:
+    """Whether the stored conversation can be sent as it is, and if not, why."""
+    problems = check_conversation(snapshot.messages)
+    if not problems:
+        return "accepts the conversation as stored"
+    first = snapshot.message_count - len(snapshot.messages)
+    found = ", ".join(
+        f"{p.kind.replace('_', ' ')}"
+        + (f" {p.call_id}" if p.call_id else "")
+        + f" (message {first + p.position})"
+        for p in problems[:5]
+    )
+    more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+    return f"would refuse it: {found}{more}; Store.resume() repairs it"
 
 
 def message_text(message: Any) -> tuple[str, str]:
