@@ -1,4 +1,4 @@
-"""Agent conversations in each format convstore understands, written as each provider writes them."""
+"""Agent conversations in each format convstore understands, as each provider writes them."""
 
 from __future__ import annotations
 
@@ -76,7 +76,12 @@ def results(fmt: str, ids: list[str]) -> list[Message]:
         return [{"type": "function_call_output", "call_id": i, "output": "found"} for i in ids]
     if fmt == "pydantic_ai":
         parts = [
-            {"part_kind": "tool-return", "tool_name": "search", "content": "found", "tool_call_id": i}
+            {
+                "part_kind": "tool-return",
+                "tool_name": "search",
+                "content": "found",
+                "tool_call_id": i,
+            }
             for i in ids
         ]
         return [{"kind": "request", "parts": parts}]

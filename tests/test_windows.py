@@ -58,7 +58,7 @@ def assert_window_rules(conversation: list[Any], kept: tuple[int, ...], cap: int
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None, derandomize=True)
 @given(data=st.data(), cap=st.integers(2, 20))
 def test_every_window_of_every_cut_obeys_the_rules(fmt: str, data: st.DataObject, cap: int) -> None:
     """Cut anywhere, as a crash would, saved whole or grown message by message, the window
@@ -70,7 +70,7 @@ def test_every_window_of_every_cut_obeys_the_rules(fmt: str, data: st.DataObject
         assert_window_rules(prefix, grown_plan(prefix, cap), cap)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None, derandomize=True)
 @given(length=st.integers(0, 60), cap=st.integers(1, 20))
 def test_plain_conversations_keep_exactly_their_newest_messages(length: int, cap: int) -> None:
     """Without tool calls or instructions, the window is the newest `cap` messages, as always."""
@@ -96,9 +96,7 @@ def test_the_cap_never_splits_anthropic_tool_exchanges() -> None:
 
 def test_the_system_prompt_stays() -> None:
     """An OpenAI chat conversation past the cap keeps its leading system message."""
-    conversation = [system("openai_chat")] + [
-        user("openai_chat", f"turn {n}") for n in range(150)
-    ]
+    conversation = [system("openai_chat")] + [user("openai_chat", f"turn {n}") for n in range(150)]
     kept = full_plan(conversation, 100)
     assert kept[0] == 0
     assert len(kept) == 100

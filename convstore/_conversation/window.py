@@ -7,7 +7,8 @@ start. The trim works from a `Window`, the shapes of the stored messages kept on
 so that an append never reads old message bodies: its cost grows with the cap, not with the
 conversation.
 
-When no such suffix fits in the cap (one tool exchange longer than the cap), or when it keeps
+While the whole conversation fits in the cap it is kept as it is (`resume` repairs what a crash
+left). When no such suffix fits in the cap (one tool exchange longer than the cap), or when it keeps
 more of the conversation, the window keeps the latest message that may open the conversation (the
 user turn that started the exchange) alone, then the newest whole exchanges after it that fit;
 failing both, that message alone. A call still waiting for its result is kept while it fits in
@@ -118,7 +119,12 @@ def plan(window: Window, added: Sequence[Shape], count: int, cap: int) -> Plan:
     entries = [*window.entries, *(Entry(count + i, shape) for i, shape in enumerate(added))]
     kept_pinned = [e for e in entries if e.seq < min(pinned, cap)]
     rest = [e for e in entries if e.seq >= pinned]
-    opener, run = _tail(rest, cap - len(kept_pinned), conversation)
+    budget = cap - len(kept_pinned)
+    if len(rest) <= budget and (not rest or rest[-1].seq - pinned + 1 == len(rest)):
+        # Nothing was trimmed yet and everything fits: it is all kept, as it is.
+        opener, run = None, rest
+    else:
+        opener, run = _tail(rest, budget, conversation)
     kept = (*kept_pinned, *([] if opener is None else [opener]), *run)
     return Plan(
         window=Window(conversation, pinned, kept),
@@ -163,13 +169,16 @@ def _tail(
 
 
 def _safe_starts(rest: list[Entry]) -> list[bool]:
-    """For each index, whether a window starting there holds every call its results answer."""
+    """For each index, whether a window starting there holds every call its results answer.
+
+    A result whose call is not stored (given up, or never in the conversation) makes every
+    start at or before it unsafe: a trimmed window never holds a result without its call.
+    """
     position: dict[str, int] = {}
     link = []
     for i, entry in enumerate(rest):
         earliest = i
         for result in entry.shape.results:
-            # A result whose call is not stored (an orphan) may not start a window.
             earliest = min(earliest, position.get(result, -1))
         link.append(earliest)
         for call in entry.shape.calls:
