@@ -1,4 +1,4 @@
-"""Deterministic conversations shaped like real LLM traffic."""
+"""Deterministic conversations shaped like real agent traffic: text turns and tool exchanges."""
 
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ def _text(rng: random.Random, length: int) -> str:
 
 
 def message(rng: random.Random, index: int) -> dict[str, Any]:
-    """One message of 200-2,000 characters; every fifth is a list of content blocks."""
+    """One message of 200-2,000 characters, in Anthropic's format: of every five, the fourth
+    asks for a tool call (content blocks) and the fifth carries its result."""
     length = rng.randint(200, 2000)
-    if index % 5 == 4:
+    if index % 5 == 3:
         half = length // 2
         return {
             "role": "assistant",
@@ -37,6 +38,17 @@ def message(rng: random.Random, index: int) -> dict[str, Any]:
                     "name": "search",
                     "input": {"query": _text(rng, length - half), "limit": 10},
                 },
+            ],
+        }
+    if index % 5 == 4:
+        return {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": f"toolu_{index - 1:04d}",
+                    "content": _text(rng, length),
+                }
             ],
         }
     return {"role": "user" if index % 2 == 0 else "assistant", "content": _text(rng, length)}

@@ -13,17 +13,17 @@ from hypothesis import strategies as st
 import convstore
 from convstore._conversation.formats import shape
 from convstore._conversation.repair import repair
-from convstore._conversation.window import EMPTY, Window, plan
+from convstore._conversation.window import Window, plan
 
 
 def full_plan(messages: list[Any], cap: int) -> tuple[int, ...]:
     """The positions a save of `messages` keeps."""
-    return plan(EMPTY, [shape(m) for m in messages], 0, cap).kept
+    return plan(Window(), [shape(m) for m in messages], 0, cap).kept
 
 
 def grown_plan(messages: list[Any], cap: int) -> tuple[int, ...]:
     """The positions kept after appending `messages` one at a time."""
-    window: Window = EMPTY
+    window = Window()
     kept: tuple[int, ...] = ()
     for count, message in enumerate(messages):
         step = plan(window, [shape(message)], count, cap)

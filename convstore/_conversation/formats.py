@@ -15,9 +15,8 @@ Anything else (plain ``{"role", "content"}`` chat, any JSON value) has no calls 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Format(StrEnum):
@@ -36,9 +35,11 @@ _ANTHROPIC_BLOCKS = frozenset(
 _INSTRUCTIONS = frozenset({"system", "developer"})
 
 
-@dataclass(frozen=True, slots=True)
-class Shape:
-    """What one message is, for the pairing rules: nothing of its content but ids and roles."""
+class Shape(NamedTuple):
+    """What one message is, for the pairing rules: nothing of its content but ids and roles.
+
+    A named tuple rather than a dataclass: one is made for every message saved, and a tuple is
+    made several times faster."""
 
     #: The format the message proves the conversation is in, or None when it fits several.
     format: Format | None
@@ -55,41 +56,60 @@ class Shape:
 
 
 PLAIN = Shape(None, None)
+#: The shapes of plain messages, by role, made once: most messages of a conversation are plain.
+_PLAIN_SHAPES = {
+    role: Shape(None, role, instructions=role in _INSTRUCTIONS)
+    for role in ("system", "developer", "user", "assistant")
+}
 
 
 def shape(message: object) -> Shape:
     """The shape of one message, in whichever format it is written."""
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):
         return PLAIN
-    if "kind" in message and isinstance(message.get("parts"), list):
-        return _pydantic_ai(message)
-    role = message.get("role")
-    kind = message.get("type")
-    if isinstance(kind, str) and kind != "message":
+    get = message.get
+    role = get("role")
+    if (
+        type(get("content")) is str
+        and role != "tool"
+        and "type" not in message
+        and "tool_calls" not in message
+        and "parts" not in message
+    ):
+        # The common case, a plain chat turn: no calls, no results, in no format in particular.
+        plain = _PLAIN_SHAPES.get(role) if type(role) is str else PLAIN
+        return plain if plain is not None else Shape(None, role)
+    parts = get("parts")
+    if type(parts) is list and "kind" in message:
+        return _pydantic_ai(message, parts)
+    kind = get("type")
+    if type(kind) is str and kind != "message":
         return _responses_item(message, kind)
-    role = role if isinstance(role, str) else None
+    if type(role) is not str:
+        role = None
     if kind == "message":
         return Shape(Format.OPENAI_RESPONSES, role, instructions=role in _INSTRUCTIONS)
-    content = message.get("content")
-    if isinstance(content, list) and any(
-        isinstance(block, Mapping) and block.get("type") in _ANTHROPIC_BLOCKS for block in content
-    ):
-        return _anthropic(role, content)
-    tool_calls = message.get("tool_calls")
-    if role == "tool" or (isinstance(tool_calls, list) and tool_calls):
+    content = get("content")
+    if type(content) is list:
+        blocks = _anthropic(role, content)
+        if blocks is not None:
+            return blocks
+    tool_calls = get("tool_calls")
+    if role == "tool" or (type(tool_calls) is list and tool_calls):
         return _openai_chat(message, role, tool_calls)
-    return Shape(None, role, instructions=role in _INSTRUCTIONS)
+    plain = _PLAIN_SHAPES.get(role) if role is not None else PLAIN
+    return plain if plain is not None else Shape(None, role)
 
 
-def _ids(items: Sequence[Any], key: str, **match: str) -> tuple[str, ...]:
-    """The str values of `key` of the mappings in `items` whose fields equal `match`."""
-    return tuple(
-        item[key]
-        for item in items
-        if isinstance(item, Mapping)
-        and isinstance(item.get(key), str)
-        and all(item.get(field) == value for field, value in match.items())
-    )
+def _ids(items: Sequence[Any], key: str, kind_field: str, kind: str) -> tuple[str, ...]:
+    """The str values of `key` of the mappings in `items` whose `kind_field` is `kind`."""
+    found = []
+    for item in items:
+        if (type(item) is dict or isinstance(item, Mapping)) and item.get(kind_field) == kind:
+            value = item.get(key)
+            if type(value) is str:
+                found.append(value)
+    return tuple(found)
 
 
 def _openai_chat(message: Mapping[str, Any], role: str | None, tool_calls: object) -> Shape:
@@ -97,7 +117,11 @@ def _openai_chat(message: Mapping[str, Any], role: str | None, tool_calls: objec
         call_id = message.get("tool_call_id")
         results = (call_id,) if isinstance(call_id, str) else ()
         return Shape(Format.OPENAI_CHAT, role, results=results)
-    calls = _ids(tool_calls, "id") if isinstance(tool_calls, list) else ()
+    calls = (
+        tuple(c["id"] for c in tool_calls if isinstance(c, Mapping) and type(c.get("id")) is str)
+        if isinstance(tool_calls, list)
+        else ()
+    )
     return Shape(Format.OPENAI_CHAT, role, calls=calls)
 
 
@@ -111,21 +135,40 @@ def _responses_item(item: Mapping[str, Any], kind: str) -> Shape:
     return Shape(Format.OPENAI_RESPONSES, None)
 
 
-def _anthropic(role: str | None, content: list[Any]) -> Shape:
-    return Shape(
-        Format.ANTHROPIC,
-        role,
-        calls=_ids(content, "id", type="tool_use"),
-        results=_ids(content, "tool_use_id", type="tool_result"),
-    )
+def _anthropic(role: str | None, content: list[Any]) -> Shape | None:
+    """The shape of a message whose content blocks are Anthropic's; None if none of its blocks
+    is one only Anthropic has (OpenAI chat has text parts too). One pass over the blocks."""
+    anthropic = False
+    calls: list[str] = []
+    results: list[str] = []
+    for block in content:
+        if type(block) is not dict and not isinstance(block, Mapping):
+            continue
+        kind = block.get("type")
+        if kind not in _ANTHROPIC_BLOCKS:
+            continue
+        anthropic = True
+        if kind == "tool_use":
+            call_id = block.get("id")
+            if type(call_id) is str:
+                calls.append(call_id)
+        elif kind == "tool_result":
+            call_id = block.get("tool_use_id")
+            if type(call_id) is str:
+                results.append(call_id)
+    if not anthropic:
+        return None
+    return Shape(Format.ANTHROPIC, role, tuple(calls), tuple(results))
 
 
-def _pydantic_ai(message: Mapping[str, Any]) -> Shape:
-    parts = [part for part in message["parts"] if isinstance(part, Mapping)]
+def _pydantic_ai(message: Mapping[str, Any], parts: list[Any]) -> Shape:
+    parts = [part for part in parts if isinstance(part, Mapping)]
     kind = message.get("kind")
     if kind == "response":
         return Shape(
-            Format.PYDANTIC_AI, "response", calls=_ids(parts, "tool_call_id", part_kind="tool-call")
+            Format.PYDANTIC_AI,
+            "response",
+            calls=_ids(parts, "tool_call_id", "part_kind", "tool-call"),
         )
     results = tuple(
         part["tool_call_id"]

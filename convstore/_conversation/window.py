@@ -3,81 +3,131 @@
 A session's stored window is its leading instruction messages (pinned) and a suffix of the rest
 that never starts with a tool result whose call it does not hold, never holds a call without the
 results the conversation has for it, and starts where the provider accepts a conversation to
-start. The trim works from a `Window`, the shapes of the stored messages kept on the session row,
-so that an append never reads old message bodies: its cost grows with the cap, not with the
-conversation.
+start. While the whole conversation fits in the cap it is kept as it is (`resume` repairs what a
+crash left). When no such suffix fits in the cap (one tool exchange longer than the cap), or when
+it keeps more of the conversation, the window keeps the latest message that may open the
+conversation (the user turn that started the exchange) alone, then the newest whole exchanges
+after it that fit; failing both, that message alone. A call still waiting for its result is kept
+while it fits in the cap; once it does not, it is given up.
 
-While the whole conversation fits in the cap it is kept as it is (`resume` repairs what a crash
-left). When no such suffix fits in the cap (one tool exchange longer than the cap), or when it keeps
-more of the conversation, the window keeps the latest message that may open the conversation (the
-user turn that started the exchange) alone, then the newest whole exchanges after it that fit;
-failing both, that message alone. A call still waiting for its result is kept while it fits in
-the cap; once it does not, it is given up.
+The trim works from a `Window` kept on the session row: where a window may start, which calls
+wait for results, where the stored messages begin. It changes at its ends only, so an append
+never reads old message bodies and costs the same whatever the length of the conversation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from convstore._conversation.formats import Format, Shape, may_open
+from convstore._conversation.positions import Positions
+
+#: Roles that open a conversation in every format that has roles.
+_OPENING_ROLES = ("user", "system", "developer")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A stored message: its position in the whole conversation and its shape."""
-
-    seq: int
-    shape: Shape
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass
 class Window:
-    """What the trim needs to know of a session's stored messages."""
+    """What the trim needs to know of a session's stored messages (see the module)."""
 
     #: The conversation's format, once a message has shown it.
     format: Format | None = None
     #: How many messages lead the whole conversation with instructions only (seq 0 to pinned-1).
     pinned: int = 0
-    #: The stored messages, oldest first.
-    entries: tuple[Entry, ...] = ()
+    #: The first position of the stored run of newest messages.
+    first: int = 0
+    #: A message kept alone before the run (it opened an exchange longer than the cap), or -1.
+    opener: int = -1
+    #: Positions of the run a window may start at: no later result answers a call before them,
+    #: and the format lets a conversation start there.
+    starts: Positions = field(default_factory=Positions)
+    #: Positions of the run no later result reaches across, whatever the format says.
+    bounds: Positions = field(default_factory=Positions)
+    #: Positions of messages that may open the conversation and make no call.
+    openers: Positions = field(default_factory=Positions)
+    #: Positions that may open only while the format is unknown (an assistant turn, say).
+    undecided: Positions = field(default_factory=Positions)
+    #: Calls of the run still waiting for their results, and their positions.
+    waiting: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The window as a JSON document, for the ``sessions.window`` column."""
+        """The window as a JSON document, for the ``sessions.message_shapes`` column."""
         return {
             "format": None if self.format is None else str(self.format),
             "pinned": self.pinned,
-            "messages": [_entry_json(e) for e in self.entries],
+            "first": self.first,
+            "opener": self.opener,
+            "starts": self.starts.to_json(),
+            "bounds": self.bounds.to_json(),
+            "openers": self.openers.to_json(),
+            "undecided": self.undecided.to_json(),
+            "waiting": self.waiting,
         }
 
     @classmethod
     def from_json(cls, document: Any) -> Window:
-        """The window a `to_json` document describes; an empty one for None (a new session)."""
+        """The window a `to_json` document describes; a new one for None (no messages yet)."""
         if not document:
-            return EMPTY
-        entries = tuple(_entry(item) for item in document["messages"])
+            return cls()
         kind = document["format"]
-        return cls(None if kind is None else Format(kind), document["pinned"], entries)
+        return cls(
+            format=None if kind is None else Format(kind),
+            pinned=document["pinned"],
+            first=document["first"],
+            opener=document["opener"],
+            starts=Positions.from_json(document["starts"]),
+            bounds=Positions.from_json(document["bounds"]),
+            openers=Positions.from_json(document["openers"]),
+            undecided=Positions.from_json(document["undecided"]),
+            waiting=dict(document["waiting"]),
+        )
 
+    def absorb(self, first: int, shapes: Sequence[Shape]) -> None:
+        """Take in messages of `shapes` at positions from `first` on, after every message taken
+        in before. (The hot loop of every save and append: hence the local names.)"""
+        starts, bounds, openers, waiting = self.starts, self.bounds, self.openers, self.waiting
+        for seq, shape in enumerate(shapes, first):
+            if self.format is None and shape.format is not None:
+                self._learn(shape.format)
+            if shape.instructions and seq == self.pinned:
+                self.pinned += 1
+                self.first = max(self.first, self.pinned)
+                continue
+            if shape.results:
+                for call_id in shape.results:
+                    call = waiting.pop(call_id, None)
+                    # Every start after the call (or, with no call stored, every start) is unsafe.
+                    reach = -1 if call is None else call
+                    starts.keep_at_most(reach)
+                    bounds.keep_at_most(reach)
+                continue
+            bounds.add(seq)
+            if may_open(shape, self.format):
+                starts.add(seq)
+                if not shape.calls:
+                    openers.add(seq)
+                if self.format is None and shape.role not in _OPENING_ROLES:
+                    self.undecided.add(seq)
+            for call_id in shape.calls:
+                waiting[call_id] = seq
 
-EMPTY = Window()
+    def _learn(self, conversation: Format) -> None:
+        """The format is known: positions that opened only for want of it no longer do."""
+        self.format = conversation
+        if conversation is not Format.OPENAI_CHAT:
+            for position in self.undecided:
+                self.starts.remove(position)
+                self.openers.remove(position)
+        self.undecided = Positions()
 
-
-def _entry_json(entry: Entry) -> list[Any]:
-    """``[seq, role]``, then ``[calls, results, instructions]`` when the message has any."""
-    shape = entry.shape
-    if shape.calls or shape.results or shape.instructions:
-        return [entry.seq, shape.role, list(shape.calls), list(shape.results), shape.instructions]
-    return [entry.seq, shape.role]
-
-
-def _entry(item: list[Any]) -> Entry:
-    seq, role, *more = item
-    if not more:
-        return Entry(seq, Shape(None, role))
-    calls, results, instructions = more
-    return Entry(seq, Shape(None, role, tuple(calls), tuple(results), bool(instructions)))
+    def keep(self, first: int, opener: int) -> None:
+        """Keep the run from `first` on and the message at `opener` (-1: none); forget the rest."""
+        self.first, self.opener = first, opener
+        for positions in (self.starts, self.bounds, self.openers, self.undecided):
+            positions.keep_at_least(first)
+        self.waiting = {c: seq for c, seq in self.waiting.items() if seq >= first}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,115 +139,70 @@ class Plan:
     kept: tuple[int, ...]
     #: How many pinned messages are kept: positions 0 to pinned_kept-1.
     pinned_kept: int
-    #: The position of a message kept alone before the newest run (the one that opened a tool
-    #: exchange longer than the cap), or -1.
+    #: The position of a message kept alone before the newest run, or -1.
     opener: int
     #: The first position of the newest run; the message count when the run is empty.
     first: int
 
 
-def stored_window(stored: Sequence[tuple[int, Shape]]) -> Window:
-    """The window that describes messages already stored at the given positions, oldest first."""
-    pinned = 0
-    for seq, current in stored:
-        if seq != pinned or not current.instructions:
-            break
-        pinned += 1
-    conversation = next((s.format for _, s in stored if s.format), None)
-    return Window(conversation, pinned, tuple(Entry(seq, s) for seq, s in stored))
-
-
 def plan(window: Window, added: Sequence[Shape], count: int, cap: int) -> Plan:
-    """The window after appending messages of shapes `added` to a conversation of `count`
-    messages whose stored messages `window` describes, keeping at most `cap` of them."""
-    conversation = window.format or next((s.format for s in added if s.format), None)
-    pinned = window.pinned
-    for i, shape in enumerate(added):
-        if pinned != count + i or not shape.instructions:
-            break
-        pinned += 1
-    entries = [*window.entries, *(Entry(count + i, shape) for i, shape in enumerate(added))]
-    kept_pinned = [e for e in entries if e.seq < min(pinned, cap)]
-    rest = [e for e in entries if e.seq >= pinned]
-    budget = cap - len(kept_pinned)
-    if len(rest) <= budget and (not rest or rest[-1].seq - pinned + 1 == len(rest)):
-        # Nothing was trimmed yet and everything fits: it is all kept, as it is.
-        opener, run = None, rest
-    else:
-        opener, run = _tail(rest, budget, conversation)
-    kept = (*kept_pinned, *([] if opener is None else [opener]), *run)
-    return Plan(
-        window=Window(conversation, pinned, kept),
-        kept=tuple(e.seq for e in kept),
-        pinned_kept=len(kept_pinned),
-        opener=-1 if opener is None else opener.seq,
-        first=run[0].seq if run else count + len(added),
-    )
+    """The plan after appending messages of shapes `added` to a conversation of `count`
+    messages whose stored messages `window` describes, keeping at most `cap` of them.
 
-
-def _tail(
-    rest: list[Entry], budget: int, conversation: Format | None
-) -> tuple[Entry | None, list[Entry]]:
-    """What to keep of `rest`, at most `budget` messages: an opening message kept alone, or
-    None, and the newest run (see the module's rules)."""
-    n = len(rest)
-    if budget <= 0 or n == 0:
-        return None, []
-    safe = _safe_starts(rest)
-    opens = [may_open(e.shape, conversation) for e in rest]
-    waiting = _waiting_calls(rest)
-
-    def allowed(i: int, low: int) -> bool:
-        # A start keeps every call still waiting for its result, unless it is too old to fit.
-        return safe[i] and not any(low <= w < i for w in waiting)
-
-    low = max(n - budget, 0)
-    suffix = next((i for i in range(low, n) if opens[i] and allowed(i, low)), None)
-    # The message that opened an exchange, kept alone, and the whole exchanges after it that
-    # fit: when an exchange is longer than the cap, or when that keeps more of the conversation.
-    openers = [o for o in range(n) if opens[o] and not rest[o].shape.calls]
-    low = max(n - budget + 1, 1)
-    for i in range(low, n):
-        before = [o for o in openers if o < i]
-        if before and allowed(i, low):
-            if suffix is None or n - i + 1 > n - suffix:
-                return rest[before[-1]], rest[i:]
-            break
-    if suffix is not None:
-        return None, rest[suffix:]
-    return (rest[openers[-1]], []) if openers else (None, [])
-
-
-def _safe_starts(rest: list[Entry]) -> list[bool]:
-    """For each index, whether a window starting there holds every call its results answer.
-
-    A result whose call is not stored (given up, or never in the conversation) makes every
-    start at or before it unsafe: a trimmed window never holds a result without its call.
+    `window` is changed into the plan's window.
     """
-    position: dict[str, int] = {}
-    link = []
-    for i, entry in enumerate(rest):
-        earliest = i
-        for result in entry.shape.results:
-            earliest = min(earliest, position.get(result, -1))
-        link.append(earliest)
-        for call in entry.shape.calls:
-            position[call] = i
-    safe = [False] * len(rest)
-    lowest = len(rest)
-    for i in range(len(rest) - 1, -1, -1):
-        lowest = min(lowest, link[i])
-        safe[i] = lowest >= i
-    return safe
+    window.absorb(count, added)
+    count += len(added)
+    pinned_kept = min(window.pinned, cap)
+    first, opener = _choose(window, count, cap - pinned_kept)
+    window.keep(first, opener)
+    kept = (*range(pinned_kept), *([opener] if opener >= 0 else []), *range(first, count))
+    return Plan(window, kept, pinned_kept, opener, first)
 
 
-def _waiting_calls(rest: list[Entry]) -> list[int]:
-    """The indexes of the messages holding calls that no later message answers yet."""
-    answered: set[str] = set()
-    waiting = []
-    for i in range(len(rest) - 1, -1, -1):
-        shape = rest[i].shape
-        if any(call not in answered for call in shape.calls):
-            waiting.append(i)
-        answered.update(shape.results)
-    return waiting
+def _choose(window: Window, count: int, budget: int) -> tuple[int, int]:
+    """The first position of the newest run to keep, and a message kept alone before it (-1)."""
+    pinned = window.pinned
+    if window.first <= pinned and window.opener < 0 and count - pinned <= budget:
+        return pinned, -1  # nothing was trimmed yet, and everything fits
+    if budget <= 0:
+        return count, -1
+    low = max(count - budget, pinned)
+    suffix = window.starts.first_at_least(low)
+    if suffix is not None and suffix > _first_waiting(window, low, count):
+        suffix = None
+    bound = window.bounds.first_at_least(low + 1)
+    if bound is not None and bound <= _first_waiting(window, low + 1, count):
+        opener = _last_opener(window, bound)
+        if opener is not None and (suffix is None or count - bound + 1 > count - suffix):
+            return bound, opener
+    if suffix is not None:
+        return suffix, -1
+    opener = _last_opener(window, count)
+    return (count, opener) if opener is not None else (count, -1)
+
+
+def _first_waiting(window: Window, low: int, count: int) -> int:
+    """The first call waiting for its result at `low` or after: a window must keep it."""
+    return min((seq for seq in window.waiting.values() if seq >= low), default=count)
+
+
+def _last_opener(window: Window, below: int) -> int | None:
+    """The latest stored message below `below` that may open the conversation on its own."""
+    found = window.openers.last_below(below)
+    if window.opener >= 0 and window.opener < below and (found is None or window.opener > found):
+        return window.opener
+    return found
+
+
+def stored_window(stored: Sequence[tuple[int, Shape]]) -> Window:
+    """The window that describes messages already stored at the given positions, oldest first:
+    the pinned ones, perhaps one message alone, then a run."""
+    window = Window()
+    for seq, shape in stored:
+        window.absorb(seq, [shape])
+    run = [seq for seq, _ in stored if seq >= window.pinned]
+    opener = run[0] if len(run) > 1 and run[1] != run[0] + 1 else -1
+    first = run[1] if opener >= 0 else (run[0] if run else window.pinned)
+    window.keep(first, opener)
+    return window

@@ -50,10 +50,16 @@ def newest(messages: Sequence[Any], max_messages: int) -> list[Any]:
     return list(messages[len(messages) - min(len(messages), max_messages) :])
 
 
+#: Roles every backend stores as they are, checked first because nearly every message has one.
+_COMMON_ROLES = frozenset({"user", "assistant", "system", "developer", "tool"})
+
+
 def role_of(message: Any) -> str | None:
     """The message's role, for SQL queries, when it has a storable string one."""
-    if isinstance(message, Mapping):
+    if type(message) is dict or isinstance(message, Mapping):
         role = message.get("role")
-        if isinstance(role, str) and storable_text(role):
+        if type(role) is str and (role in _COMMON_ROLES or storable_text(role)):
             return role
+        if isinstance(role, str) and storable_text(role):
+            return str(role)
     return None
