@@ -149,3 +149,56 @@ async def test_an_older_database_is_upgraded_with_its_data(store: convstore.Stor
         assert snap.interrupt_reason == "before the upgrade"
         async with upgraded.running("kept"):
             pass
+
+
+async def test_revision_0003_describes_the_messages_already_stored(database_url: str) -> None:
+    """A database at 0002 holding an agent conversation upgrades in place: every row is kept,
+    and the next appends trim it under the pair-safe cap without reading old bodies."""
+    from datetime import UTC, datetime
+
+    from conversations import calls, results, system, user
+    from sqlalchemy import insert
+
+    from convstore._cli.admin.database import migrate, open_engine
+    from convstore._storage.schema import messages, sessions
+
+    stored = [
+        system("anthropic"),
+        user("anthropic", "go"),
+        *calls("anthropic", ["a"]),
+        *results("anthropic", ["a"]),
+    ]
+    engine = open_engine(database_url, create=True)
+    try:
+        await migrate(engine, "upgrade", "0002")
+        now = datetime.now(UTC)
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(sessions).values(
+                    session_id="old",
+                    created_at=now,
+                    saved_at=now,
+                    message_count=len(stored),
+                    extra={},
+                )
+            )
+            await conn.execute(
+                insert(messages),
+                [
+                    {"session_id": "old", "seq": seq, "role": m.get("role"), "body": m}
+                    for seq, m in enumerate(stored)
+                ],
+            )
+    finally:
+        await engine.dispose()
+    async with convstore.connect(database_url, max_messages=4) as store:
+        snapshot = await store.restore_snapshot("old")
+        assert snapshot is not None
+        assert snapshot.messages == stored
+        more = [*calls("anthropic", ["b"]), *results("anthropic", ["b"])]
+        await store.append_messages("old", more)
+        snapshot = await store.restore_snapshot("old")
+        assert snapshot is not None
+        # The system prompt stays, and the window starts with the user turn, whole exchanges after.
+        assert snapshot.messages == [stored[0], stored[1], *more]
+        assert convstore.check_conversation(snapshot.messages) == []

@@ -10,11 +10,15 @@ from factories import rate_limited_attempt
 
 import convstore
 
-COOKBOOK = Path(__file__).resolve().parent.parent / "docs" / "database.md"
-#: (dialect, SQL) of every SQL block: `sql` blocks are for both backends.
-SQL_BLOCKS = re.findall(
-    r"```(sql|sqlite|postgresql)\n(.*?)```", COOKBOOK.read_text(encoding="utf-8"), re.DOTALL
-)
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+#: (dialect, SQL) of every SQL block of the docs: `sql` blocks are for both backends.
+SQL_BLOCKS = [
+    block
+    for page in sorted(DOCS.glob("*.md"))
+    for block in re.findall(
+        r"```(sql|sqlite|postgresql)\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL
+    )
+]
 
 
 def statements(block: str) -> list[str]:
@@ -33,6 +37,12 @@ async def populated(store: convstore.Store) -> convstore.Store:
     await store.mark_interrupted("s1", reason="SIGTERM")
     await store.mark_interrupted("s2", reason="OOM")
     await store.append_messages("s1", [{"role": "user", "content": "back"}])
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    await store.save_snapshot(
+        "s3", [{"role": "user", "content": "go"}, {"role": "assistant", "tool_calls": [call]}]
+    )
+    await store.mark_interrupted("s3", reason="SIGKILL")
+    await store.resume("s3")
     for entry in [
         rate_limited_attempt("a", 1, "retry", delay_s=5.0, retry_after_s=5.0),
         rate_limited_attempt(

@@ -86,10 +86,14 @@ class Window:
 
     def absorb(self, first: int, shapes: Sequence[Shape]) -> None:
         """Take in messages of `shapes` at positions from `first` on, after every message taken
-        in before. (The hot loop of every save and append: hence the local names.)"""
-        starts, bounds, openers, waiting = self.starts, self.bounds, self.openers, self.waiting
+        in before.
+
+        The hot loop of every save and append, hence the local names and the runs grown in
+        place: a message whose start is safe extends the last run of each set it joins.
+        """
+        waiting = self.waiting
         for seq, shape in enumerate(shapes, first):
-            if self.format is None and shape.format is not None:
+            if shape.format is not None and self.format is None:
                 self._learn(shape.format)
             if shape.instructions and seq == self.pinned:
                 self.pinned += 1
@@ -100,14 +104,14 @@ class Window:
                     call = waiting.pop(call_id, None)
                     # Every start after the call (or, with no call stored, every start) is unsafe.
                     reach = -1 if call is None else call
-                    starts.keep_at_most(reach)
-                    bounds.keep_at_most(reach)
+                    self.starts.keep_at_most(reach)
+                    self.bounds.keep_at_most(reach)
                 continue
-            bounds.add(seq)
+            _extend(self.bounds.runs, seq)
             if may_open(shape, self.format):
-                starts.add(seq)
+                _extend(self.starts.runs, seq)
                 if not shape.calls:
-                    openers.add(seq)
+                    _extend(self.openers.runs, seq)
                 if self.format is None and shape.role not in _OPENING_ROLES:
                     self.undecided.add(seq)
             for call_id in shape.calls:
@@ -128,6 +132,14 @@ class Window:
         for positions in (self.starts, self.bounds, self.openers, self.undecided):
             positions.keep_at_least(first)
         self.waiting = {c: seq for c, seq in self.waiting.items() if seq >= first}
+
+
+def _extend(runs: list[list[int]], position: int) -> None:
+    """`Positions.add`, on the runs themselves: the cheapest way to grow a set by one."""
+    if runs and runs[-1][1] == position:
+        runs[-1][1] += 1
+    else:
+        runs.append([position, position + 1])
 
 
 @dataclass(frozen=True, slots=True)
