@@ -81,6 +81,16 @@ def test_the_retry_side_imports_no_storage_and_no_database_library(module: str) 
     assert not storage_libraries(closure)
 
 
+@pytest.mark.parametrize("module", in_folder("_conversation"))
+def test_conversations_are_pure(module: str) -> None:
+    """Formats, the cap's window, checks and repairs read messages only: no storage, no retry
+    side, no command line, no database library."""
+    closure = reached(module) | {module}
+    sides = ("convstore._storage", "convstore._retry", "convstore._cli")
+    assert not {m for m in closure if m.startswith(sides)}
+    assert not storage_libraries(closure)
+
+
 @pytest.mark.parametrize("module", ["convstore._records", "convstore._validate"])
 def test_shared_records_and_checks_import_neither_side(module: str) -> None:
     """The records and checks both sides share depend on nothing but the exceptions."""
