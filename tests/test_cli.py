@@ -678,3 +678,29 @@ def test_demo_runs_again_on_its_own_database(
         "support/refund-1017",
         "travel/itinerary-88",
     }
+
+
+def test_show_says_what_the_provider_would_refuse(cli: Cli, database_url: str) -> None:
+    """`show` of a session left in the middle of a tool call names the dangling call, and says
+    the stored conversation is accepted once `resume()` has repaired it."""
+
+    async def crash_then_resume(resume: bool) -> None:
+        async with convstore.connect(database_url) as store:
+            if resume:
+                await store.resume("agent")
+                return
+            call = {"id": "call_9", "type": "function", "function": {"name": "f", "arguments": ""}}
+            await store.save_snapshot(
+                "agent", [say("user", "go"), {"role": "assistant", "tool_calls": [call]}]
+            )
+
+    asyncio.run(crash_then_resume(resume=False))
+    output = ok(cli("show", "agent", "--url", database_url))
+    assert re.search(
+        r"^provider\s+would refuse it: dangling call call_9 \(message 1\)", output, re.M
+    )
+    document = json.loads(ok(cli("show", "agent", "--json", "--url", database_url)))
+    assert document["problems"] == [{"kind": "dangling_call", "position": 1, "call_id": "call_9"}]
+    asyncio.run(crash_then_resume(resume=True))
+    output = ok(cli("show", "agent", "--url", database_url))
+    assert re.search(r"^provider\s+accepts the conversation as stored$", output, re.M)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import convstore
 from convstore.compat import ConversationRecovery
 
 MESSAGES = [{"role": "user", "content": f"m{i}"} for i in range(120)]
@@ -132,3 +133,25 @@ async def test_an_unusable_database_is_logged_not_raised(
     assert len(caplog.records) == 5
     assert "does not exist" in caplog.text
     await recovery.close()
+
+
+async def test_the_cap_keeps_tool_exchanges_whole(recovery: ConversationRecovery) -> None:
+    """Through the drop-in, too, a long OpenAI chat tool loop is trimmed without splitting a call
+    from its results, and the system prompt stays."""
+    messages: list[dict[str, object]] = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "go"},
+    ]
+    for n in range(70):
+        call = {"id": f"c{n}", "type": "function", "function": {"name": "f", "arguments": ""}}
+        messages += [
+            {"role": "assistant", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": f"c{n}", "content": "ok"},
+        ]
+    assert await recovery.save_snapshot("loop", messages) is True
+    record = await recovery.restore_snapshot("loop")
+    assert record is not None
+    kept = record["messages"]
+    assert len(kept) <= 100
+    assert kept[0] == messages[0]
+    assert convstore.check_conversation(kept) == []
