@@ -83,11 +83,11 @@ class Repository(ABC):
     async def record_attempt(self, attempt: Attempt) -> None:
         """Insert one ``retry_events`` row."""
 
-    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection in a write transaction, committed when the block ends without error."""
         return write_transaction(self.engine)
 
-    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for reading."""
         return self.engine.connect()
 
@@ -96,7 +96,7 @@ class Repository(ABC):
     async def mark_interrupted(self, session_id: str, reason: str | None, now: datetime) -> None:
         """Mark the session interrupted, creating it if unknown, and add a history row."""
         with storage_errors("mark_interrupted", self.database):
-            async with self._write() as conn:
+            async with self.writing() as conn:
                 await self._interrupt(conn, session_id, reason, now)
 
     async def _interrupt(
@@ -134,7 +134,7 @@ class Repository(ABC):
         """
         lease = {"owner": owner, "lease_expires_at": expires_at}
         with storage_errors("running", self.database):
-            async with self._write() as conn:
+            async with self.writing() as conn:
                 current = (
                     await conn.execute(
                         select(sessions.c.owner, sessions.c.lease_expires_at)
@@ -154,7 +154,7 @@ class Repository(ABC):
     async def renew_lease(self, session_id: str, owner: str, expires_at: datetime) -> bool:
         """Extend the owner's lease; False if the owner no longer holds it."""
         with storage_errors("running", self.database):
-            async with self._write() as conn:
+            async with self.writing() as conn:
                 result = await conn.execute(
                     update(sessions)
                     .where(sessions.c.session_id == session_id, sessions.c.owner == owner)
@@ -168,7 +168,7 @@ class Repository(ABC):
         """Clear the owner's lease; with a reason, mark the session interrupted as well."""
         free = {"owner": None, "lease_expires_at": None}
         with storage_errors("running", self.database):
-            async with self._write() as conn:
+            async with self.writing() as conn:
                 if reason is not None:
                     await self._interrupt(conn, session_id, reason, now, **free)
                 else:
@@ -181,7 +181,7 @@ class Repository(ABC):
     async def recover_abandoned(self, now: datetime) -> list[InterruptedSession]:
         """Mark every session whose lease expired as interrupted; each is returned once only."""
         with storage_errors("recover_abandoned", self.database):
-            async with self._write() as conn:
+            async with self.writing() as conn:
                 # One UPDATE claims the rows: a concurrent caller waits for it, then finds
                 # their leases gone and claims nothing.
                 claimed = (
@@ -219,7 +219,7 @@ class Repository(ABC):
     async def delete(self, session_id: str, now: datetime) -> bool:
         """Delete the session and its messages; its interruption history stays, resolved."""
         with storage_errors("delete_snapshot", self.database):
-            async with self._write() as conn:
+            async with self.writing() as conn:
                 result = await conn.execute(
                     delete(sessions).where(sessions.c.session_id == session_id)
                 )
@@ -241,7 +241,7 @@ class Repository(ABC):
             .limit(limit)
         )
         with storage_errors("list_interrupted_sessions", self.database):
-            async with self._read() as conn:
+            async with self.reading() as conn:
                 rows = (await conn.execute(query)).all()
         return [
             InterruptedSession(
@@ -262,7 +262,7 @@ class Repository(ABC):
         if session_id is not None:
             query = query.where(interruptions.c.session_id == session_id)
         with storage_errors("interruptions", self.database):
-            async with self._read() as conn:
+            async with self.reading() as conn:
                 rows = (await conn.execute(query.limit(limit))).all()
         return [
             Interruption(
@@ -281,7 +281,7 @@ class Repository(ABC):
     ) -> list[RetrySummary]:
         """The retry history per operation and kind of error."""
         with storage_errors("retry_summary", self.database):
-            async with self._read() as conn:
+            async with self.reading() as conn:
                 rows = (await conn.execute(summary_query(since, operation))).all()
         return [summary(row) for row in rows]
 

@@ -31,7 +31,7 @@ async def resume(
     """
     s = sessions.c
     with storage_errors("resume", repository.database):
-        async with repository._write() as conn:
+        async with repository.writing() as conn:
             row = (
                 await conn.execute(
                     select(s.message_count, s.saved_at, s.extra, s.interrupted_at)

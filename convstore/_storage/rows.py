@@ -58,8 +58,6 @@ def role_of(message: Any) -> str | None:
     """The message's role, for SQL queries, when it has a storable string one."""
     if type(message) is dict or isinstance(message, Mapping):
         role = message.get("role")
-        if type(role) is str and (role in _COMMON_ROLES or storable_text(role)):
-            return role
-        if isinstance(role, str) and storable_text(role):
-            return str(role)
+        if isinstance(role, str) and (role in _COMMON_ROLES or storable_text(role)):
+            return str(role)  # a plain str, whatever subclass of str the message used
     return None

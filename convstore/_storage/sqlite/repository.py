@@ -111,11 +111,11 @@ class SQLiteRepository(Repository):
             await self._writer.write(operations.record_attempt(attempt))
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
         async with self._write_lock, write_transaction(self.engine) as conn:
             yield conn
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
         async with self._read_lock, self.engine.connect() as conn:
             yield conn
