@@ -704,3 +704,23 @@ def test_show_says_what_the_provider_would_refuse(cli: Cli, database_url: str) -
     asyncio.run(crash_then_resume(resume=True))
     output = ok(cli("show", "agent", "--url", database_url))
     assert re.search(r"^provider\s+accepts the conversation as stored$", output, re.M)
+
+
+def test_show_gives_each_message_its_position_in_the_conversation(
+    cli: Cli, database_url: str
+) -> None:
+    """A pinned system prompt shows at position 0, the newest messages at theirs."""
+    conversation = [say("system", "be brief"), *(say("user", f"turn {n}") for n in range(150))]
+
+    async def save() -> None:
+        async with convstore.connect(database_url) as store:
+            await store.save_snapshot("long", conversation)
+
+    asyncio.run(save())
+    document = json.loads(
+        ok(cli("show", "long", "--json", "--messages", "100", "--url", database_url))
+    )
+    assert [m["seq"] for m in document["messages"]] == [0, *range(52, 151)]
+    assert document["messages"][0]["message"] == conversation[0]
+    output = ok(cli("show", "long", "--messages", "2", "--url", database_url))
+    assert re.search(r"^\s*150\s+user\s+turn 149$", output, re.M)

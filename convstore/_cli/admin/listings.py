@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from convstore._cli.admin.database import display_url
 from convstore._storage.errors import storage_errors
-from convstore._storage.schema import interruptions, sessions
+from convstore._storage.schema import interruptions, messages, sessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,16 @@ async def list_sessions(
         async with engine.connect() as conn:
             rows = (await conn.execute(query)).all()
     return [SessionInfo(*row) for row in rows]
+
+
+async def message_positions(engine: AsyncEngine, session_id: str) -> list[int]:
+    """The positions in the whole conversation of the session's stored messages, in order."""
+    query = (
+        select(messages.c.seq).where(messages.c.session_id == session_id).order_by(messages.c.seq)
+    )
+    with storage_errors("show", display_url(engine.url)):
+        async with engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
 
 
 async def count_sessions(engine: AsyncEngine, *, interrupted: bool = False) -> int:

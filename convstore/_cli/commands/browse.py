@@ -75,6 +75,7 @@ async def show(args: argparse.Namespace) -> int:
         found = await listings.list_sessions(store.engine, session_id=args.session_id)
         snapshot = await store.restore_snapshot(args.session_id)
         history = await store.interruptions(args.session_id)
+        positions = await listings.message_positions(store.engine, args.session_id)
     if not found or snapshot is None:
         where = database.display_url(resolve_url(url))
         note = (
@@ -82,8 +83,11 @@ async def show(args: argparse.Namespace) -> int:
         )
         return fail(f"no session {args.session_id!r} in {where}{note}")
     info = found[0]
+    if len(positions) != len(snapshot.messages):  # written to in between: count from the end
+        first = snapshot.message_count - len(snapshot.messages)
+        positions = list(range(first, snapshot.message_count))
     shown = newest(snapshot.messages, args.messages)
-    first = snapshot.message_count - len(shown)
+    shown_at = positions[len(positions) - len(shown) :]
     if args.json:
         display.to_json(
             {
@@ -92,12 +96,17 @@ async def show(args: argparse.Namespace) -> int:
                 "extra": snapshot.extra,
                 "stored_messages": len(snapshot.messages),
                 "history": [asdict(h) for h in history],
-                "problems": [asdict(p) for p in check_conversation(snapshot.messages)],
-                "messages": [{"seq": first + n, "message": m} for n, m in enumerate(shown)],
+                "problems": [
+                    {**asdict(p), "position": positions[p.position]}
+                    for p in check_conversation(snapshot.messages)
+                ],
+                "messages": [
+                    {"seq": seq, "message": m} for seq, m in zip(shown_at, shown, strict=True)
+                ],
             }
         )
     else:
-        _print_session(info, snapshot, history, shown)
+        _print_session(info, snapshot, history, positions, len(shown))
     return 0
 
 
@@ -105,7 +114,8 @@ def _print_session(
     info: listings.SessionInfo,
     snapshot: Snapshot,
     history: Sequence[Interruption],
-    shown: Sequence[Any],
+    positions: Sequence[int],
+    shown: int,
 ) -> None:
     """`show` for a person: the session's details, its crash history, its newest messages."""
     state = info.status(utcnow())
@@ -122,7 +132,7 @@ def _print_session(
         ("created", f"{when(info.created_at)} UTC"),
         ("saved", f"{when(info.saved_at)} UTC"),
         ("extra", json.dumps(snapshot.extra, ensure_ascii=False, default=str)),
-        ("provider", _acceptance(snapshot)),
+        ("provider", _acceptance(snapshot, positions)),
     ]
     for key, value in details:
         line = f"{key:<9} {display.clean(value)}"
@@ -130,12 +140,12 @@ def _print_session(
     print(f"\nCrash history ({len(history)}):")
     print(display.history_table(history, width) if history else "  never interrupted")
     if shown:
-        first = snapshot.message_count - len(shown)
-        print(f"\nLast {len(shown)} of {info.message_count:,} messages:")
+        rows = list(zip(positions, snapshot.messages, strict=True))[-shown:]
+        print(f"\nLast {shown} of {info.message_count:,} messages:")
         print(
             table(
                 ["SEQ", "ROLE", "CONTENT"],
-                [(first + n, *message_text(m)) for n, m in enumerate(shown)],
+                [(seq, *message_text(m)) for seq, m in rows],
                 right=[0],
                 cut=[2],
                 width=width,
@@ -143,16 +153,15 @@ def _print_session(
         )
 
 
-def _acceptance(snapshot: Snapshot) -> str:
+def _acceptance(snapshot: Snapshot, positions: Sequence[int]) -> str:
     """Whether the stored conversation can be sent as it is, and if not, why."""
     problems = check_conversation(snapshot.messages)
     if not problems:
         return "accepts the conversation as stored"
-    first = snapshot.message_count - len(snapshot.messages)
     found = ", ".join(
         f"{p.kind.replace('_', ' ')}"
         + (f" {p.call_id}" if p.call_id else "")
-        + f" (message {first + p.position})"
+        + f" (message {positions[p.position]})"
         for p in problems[:5]
     )
     more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
