@@ -191,7 +191,7 @@ def _choose(window: Window, count: int, budget: int) -> tuple[int, int]:
     if suffix is not None:
         return suffix, -1
     opener = _last_opener(window, count)
-    return (count, opener) if opener is not None else (count, -1)
+    return count, -1 if opener is None else opener
 
 
 def _first_waiting(window: Window, low: int, count: int) -> int:
