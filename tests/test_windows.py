@@ -40,11 +40,12 @@ def assert_window_rules(conversation: list[Any], kept: tuple[int, ...], cap: int
     pinned = [k for k in kept if k < leading]
     assert pinned == list(range(min(leading, cap)))
     rest = [k for k in kept if k >= leading]
-    # A suffix, or a suffix after one message kept alone (the opener of a long exchange).
-    run = rest[1:] if len(rest) > 1 and rest[1] != rest[0] + 1 else rest
-    if len(run) == len(rest) and rest and rest[-1] != len(conversation) - 1:
-        run = []  # the opener alone
-    assert run == list(range(run[0], len(conversation))) if run else True
+    if rest and rest[-1] != len(conversation) - 1:
+        assert len(rest) == 1  # an opening message kept alone
+    elif rest:
+        # A suffix of the conversation, perhaps after one opening message kept alone.
+        run = rest if rest[-1] - rest[0] + 1 == len(rest) else rest[1:]
+        assert run == list(range(len(conversation) - len(run), len(conversation)))
     window = [conversation[k] for k in kept]
     problems = convstore.check_conversation(window)
     assert not [p for p in problems if p.kind in ("bad_start", "orphan_result")], problems

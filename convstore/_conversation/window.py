@@ -147,14 +147,24 @@ class Plan:
     """What to store after a write: the new window, and which positions it keeps."""
 
     window: Window
-    #: The positions kept, oldest first: the pinned ones, a kept opening message, the newest run.
-    kept: tuple[int, ...]
     #: How many pinned messages are kept: positions 0 to pinned_kept-1.
     pinned_kept: int
     #: The position of a message kept alone before the newest run, or -1.
     opener: int
     #: The first position of the newest run; the message count when the run is empty.
     first: int
+    #: The message count after the write.
+    count: int
+
+    def keeps(self, seq: int) -> bool:
+        """Whether the message at position `seq` is kept."""
+        return seq < self.pinned_kept or seq == self.opener or self.first <= seq < self.count
+
+    @property
+    def kept(self) -> tuple[int, ...]:
+        """The positions kept, oldest first: the pinned ones, a kept opening message, the run."""
+        opener = [self.opener] if self.opener >= 0 else []
+        return (*range(self.pinned_kept), *opener, *range(self.first, self.count))
 
 
 def plan(window: Window, added: Sequence[Shape], count: int, cap: int) -> Plan:
@@ -168,8 +178,7 @@ def plan(window: Window, added: Sequence[Shape], count: int, cap: int) -> Plan:
     pinned_kept = min(window.pinned, cap)
     first, opener = _choose(window, count, cap - pinned_kept)
     window.keep(first, opener)
-    kept = (*range(pinned_kept), *([opener] if opener >= 0 else []), *range(first, count))
-    return Plan(window, kept, pinned_kept, opener, first)
+    return Plan(window, pinned_kept, opener, first, count)
 
 
 def _choose(window: Window, count: int, budget: int) -> tuple[int, int]:

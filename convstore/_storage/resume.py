@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from convstore._conversation.formats import shape
 from convstore._conversation.repair import repair
-from convstore._conversation.window import stored_window
+from convstore._conversation.window import Window, stored_window
 from convstore._records import Repair, Snapshot
 from convstore._storage.errors import storage_errors
 from convstore._storage.repository import Repository
@@ -50,14 +50,17 @@ async def resume(
             ).all()
             repaired, repairs = repair([body for _, body in stored], pending=pending)
             count, saved_at = row.message_count, row.saved_at
+            written: dict[str, Any] = {}
             if repairs:
                 count += len(repaired) - len(stored)
-                await _replace(conn, session_id, [seq for seq, _ in stored], repaired, count)
-                saved_at = now
+                window = await _replace(
+                    conn, session_id, [seq for seq, _ in stored], repaired, count
+                )
+                saved_at, written = now, {"message_shapes": window.to_json()}
             await conn.execute(
                 update(sessions)
                 .where(s.session_id == session_id)
-                .values(message_count=count, saved_at=saved_at, **CLEAR_MARKER)
+                .values(message_count=count, saved_at=saved_at, **CLEAR_MARKER, **written)
             )
             await _end_interruption(conn, session_id, repairs, now)
     return Snapshot(
@@ -74,17 +77,20 @@ async def resume(
 
 async def _replace(
     conn: AsyncConnection, session_id: str, seqs: list[int], repaired: list[Any], count: int
-) -> None:
-    """Store `repaired` in place of the session's messages, at positions that end at `count`.
+) -> Window:
+    """Store `repaired` in place of the session's messages, at positions that end at `count`;
+    the window that describes them.
 
     The leading instructions keep their positions (repairs never touch them); the rest are laid
     out one after another up to the last position of the conversation.
     """
-    pinned = 0
-    while pinned < min(len(seqs), len(repaired)) and seqs[pinned] == pinned:
-        if not shape(repaired[pinned]).instructions:
-            break
-        pinned += 1
+    shapes = [shape(m) for m in repaired]
+    # Repairs shorten or lengthen the conversation after its leading instructions, never them.
+    leading = zip(seqs, shapes, strict=False)
+    pinned = next(
+        (i for i, (seq, s) in enumerate(leading) if seq != i or not s.instructions),
+        min(len(seqs), len(shapes)),
+    )
     positions = [*range(pinned), *range(count - (len(repaired) - pinned), count)]
     await conn.execute(delete(messages).where(messages.c.session_id == session_id))
     if repaired:
@@ -95,12 +101,7 @@ async def _replace(
                 for seq, m in zip(positions, repaired, strict=True)
             ],
         )
-    window = stored_window([(seq, shape(m)) for seq, m in zip(positions, repaired, strict=True)])
-    await conn.execute(
-        update(sessions)
-        .where(sessions.c.session_id == session_id)
-        .values(message_shapes=window.to_json())
-    )
+    return stored_window(list(zip(positions, shapes, strict=True)))
 
 
 async def _end_interruption(

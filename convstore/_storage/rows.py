@@ -27,7 +27,7 @@ def encode_messages(
 
 def kept_messages(plan: Plan, messages: Sequence[Any], first: int) -> tuple[list[Any], list[int]]:
     """The messages `plan` keeps of `messages`, which start at position `first`, and where."""
-    seqs = [seq for seq in plan.kept if seq >= first]
+    seqs = [seq for seq in range(first, first + len(messages)) if plan.keeps(seq)]
     return [messages[seq - first] for seq in seqs], seqs
 
 
@@ -43,11 +43,6 @@ def planned(
     the ``sessions.message_shapes`` text `stored` describes (None: there are none)."""
     window = Window.from_json(None if stored is None else codec.decode(stored))
     return plan(window, [shape(m) for m in messages], count, max_messages)
-
-
-def newest(messages: Sequence[Any], max_messages: int) -> list[Any]:
-    """A copy of the newest `max_messages` messages, safe from the caller's later changes."""
-    return list(messages[len(messages) - min(len(messages), max_messages) :])
 
 
 #: Roles every backend stores as they are, checked first because nearly every message has one.

@@ -16,7 +16,6 @@ from convstore._cli.display import fail, or_dash, plural, screen_width, table, w
 from convstore._conversation.check import check_conversation
 from convstore._records import Interruption, Snapshot
 from convstore._storage.engine import resolve_url
-from convstore._storage.rows import newest
 from convstore._storage.types import utcnow
 
 
@@ -86,7 +85,7 @@ async def show(args: argparse.Namespace) -> int:
     if len(positions) != len(snapshot.messages):  # written to in between: count from the end
         first = snapshot.message_count - len(snapshot.messages)
         positions = list(range(first, snapshot.message_count))
-    shown = newest(snapshot.messages, args.messages)
+    shown = snapshot.messages[max(len(snapshot.messages) - args.messages, 0) :]
     shown_at = positions[len(positions) - len(shown) :]
     if args.json:
         display.to_json(
