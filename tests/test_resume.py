@@ -10,7 +10,7 @@ import pytest
 from conversations import FORMATS, calls, conversations, results, system, tool_loop, user
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_windows import assert_window_rules, full_plan, grown_plan
+from test_windows import assert_window_rules, full_plan, grown_plan, saved_then_grown_plan
 
 import convstore
 
@@ -55,6 +55,32 @@ async def test_stored_windows_are_the_planned_ones_and_resume_leaves_no_problem(
             resumed = await store.resume(saved)
             assert resumed is not None
             assert convstore.check_conversation(resumed.messages) == []
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data(), fmt=st.sampled_from(FORMATS), cap=st.integers(2, 12))
+async def test_appends_after_a_save_keep_the_planned_window(
+    database_url: str, data: st.DataObject, fmt: str, cap: int
+) -> None:
+    """A save that fits in the cap stores no window (nothing to trim yet); appends after it, and
+    after a save that was trimmed, keep what the cap plans for the conversation so grown."""
+    conversation = data.draw(conversations(fmt))
+    cut = data.draw(st.integers(1, len(conversation)))
+    async with convstore.connect(database_url, max_messages=cap) as store:
+        session = new_id()
+        await store.save_snapshot(session, conversation[:cut])
+        for count, message in enumerate(conversation[cut:], start=cut + 1):
+            assert await store.append_messages(session, [message]) == count
+            stored = await store.restore_snapshot(session)
+            assert stored is not None
+            kept = saved_then_grown_plan(conversation[:count], cut, cap)
+            assert stored.messages == [conversation[k] for k in kept]
 
 
 async def test_a_long_anthropic_tool_loop_restores_as_the_api_accepts_it(

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import convstore
 from convstore._conversation.formats import shape
+from convstore._conversation.positions import Positions
 from convstore._conversation.repair import repair
 from convstore._conversation.window import Window, plan
 
@@ -23,11 +24,19 @@ def full_plan(messages: list[Any], cap: int) -> tuple[int, ...]:
 
 def grown_plan(messages: list[Any], cap: int) -> tuple[int, ...]:
     """The positions kept after appending `messages` one at a time."""
-    window = Window()
+    window = Window()  # each plan changes it into the next window
     kept: tuple[int, ...] = ()
     for count, message in enumerate(messages):
-        step = plan(window, [shape(message)], count, cap)
-        window, kept = step.window, step.kept
+        kept = plan(window, [shape(message)], count, cap).kept
+    return kept
+
+
+def saved_then_grown_plan(messages: list[Any], cut: int, cap: int) -> tuple[int, ...]:
+    """The positions kept after saving `messages[:cut]`, then appending the rest one at a time."""
+    window = Window()  # each plan changes it into the next window
+    kept = plan(window, [shape(m) for m in messages[:cut]], 0, cap).kept
+    for count, message in enumerate(messages[cut:], start=cut):
+        kept = plan(window, [shape(message)], count, cap).kept
     return kept
 
 
@@ -56,6 +65,41 @@ def assert_window_rules(conversation: list[Any], kept: tuple[int, ...], cap: int
             assert call not in answered_at or answered_at[call] in kept, (call, kept)
     repaired, _ = repair(window)
     assert convstore.check_conversation(repaired) == []
+
+
+_EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "remove", "keep_at_most", "keep_at_least"]), st.integers(0, 40)
+    )
+)
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(edits=_EDITS)
+def test_positions_behave_as_a_sorted_set(edits: list[tuple[str, int]]) -> None:
+    """Positions, kept as runs, answer as the set of the same edits does."""
+    positions, model = Positions(), set[int]()
+    for edit, value in edits:
+        if edit == "add":
+            value += max(model, default=-1) + 1  # positions only ever grow at the end
+            positions.add(value)
+            model.add(value)
+        elif edit == "remove":
+            positions.remove(value)
+            model.discard(value)
+        elif edit == "keep_at_most":
+            positions.keep_at_most(value)
+            model = {p for p in model if p <= value}
+        else:
+            positions.keep_at_least(value)
+            model = {p for p in model if p >= value}
+        assert list(positions) == sorted(model)
+        for probe in range(-1, max(model, default=0) + 3):
+            assert positions.first_at_least(probe) == min(
+                (p for p in model if p >= probe), default=None
+            )
+            assert positions.last_below(probe) == max((p for p in model if p < probe), default=None)
+    assert Positions.from_json(positions.to_json()).runs == positions.runs
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

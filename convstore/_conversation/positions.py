@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from operator import itemgetter
 from typing import Any
+
+_start, _end = itemgetter(0), itemgetter(1)
 
 
 class Positions:
@@ -20,8 +24,8 @@ class Positions:
 
     @classmethod
     def from_json(cls, document: Any) -> Positions:
-        """The set `to_json` wrote."""
-        return cls([[start, end] for start, end in document])
+        """The set `to_json` wrote, taking over its lists (freshly parsed, owned by no one)."""
+        return cls(document)
 
     def add(self, position: int) -> None:
         """Add a position after every position in the set."""
@@ -54,17 +58,13 @@ class Positions:
 
     def first_at_least(self, position: int) -> int | None:
         """The smallest position of the set that is at least `position`."""
-        for start, end in self.runs:
-            if end > position:
-                return max(start, position)
-        return None
+        k = bisect_right(self.runs, position, key=_end)  # the first run ending after it
+        return max(self.runs[k][0], position) if k < len(self.runs) else None
 
     def last_below(self, position: int) -> int | None:
         """The largest position of the set below `position`."""
-        for start, end in reversed(self.runs):
-            if start < position:
-                return min(end, position) - 1
-        return None
+        k = bisect_left(self.runs, position, key=_start)  # the runs before it start below it
+        return min(self.runs[k - 1][1], position) - 1 if k else None
 
     def __iter__(self) -> Any:
         for start, end in self.runs:

@@ -13,6 +13,9 @@ while it fits in the cap; once it does not, it is given up.
 The trim works from a `Window` kept on the session row: where a window may start, which calls
 wait for results, where the stored messages begin. It changes at its ends only, so an append
 never reads old message bodies and costs the same whatever the length of the conversation.
+A conversation that fits in the cap is kept whole whatever its shapes, so the storage leaves it
+unanalysed (no window stored) until it first outgrows the cap, and then reads its stored
+messages, at most a cap of them, once.
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ class Window:
 
     @classmethod
     def from_json(cls, document: Any) -> Window:
-        """The window a `to_json` document describes; a new one for None (no messages yet)."""
+        """The window a freshly parsed `to_json` document describes, taking over its lists; a
+        new one for None (no messages yet)."""
         if not document:
             return cls()
         kind = document["format"]
@@ -146,7 +150,8 @@ def _extend(runs: list[list[int]], position: int) -> None:
 class Plan:
     """What to store after a write: the new window, and which positions it keeps."""
 
-    window: Window
+    #: The new window; None when the whole conversation is kept without analysing it.
+    window: Window | None
     #: How many pinned messages are kept: positions 0 to pinned_kept-1.
     pinned_kept: int
     #: The position of a message kept alone before the newest run, or -1.

@@ -23,7 +23,13 @@ from convstore._storage.connections import Connections
 from convstore._storage.errors import storage_errors
 from convstore._storage.repository import Repository
 from convstore._storage.retry_history import attempt_values, insert_attempt
-from convstore._storage.rows import encode_messages, kept_messages, planned, window_text
+from convstore._storage.rows import (
+    encode_messages,
+    kept_messages,
+    planned,
+    reads_older,
+    window_text,
+)
 from convstore._storage.schema import messages, sessions
 from convstore._storage.statements import compiled
 
@@ -92,6 +98,7 @@ _RESTORE = compiled(
     ).where(sessions.c.session_id == statements.SESSION_ID),
     "postgresql",
 )
+_SELECT_STORED = compiled(statements.stored_messages(), "postgresql")
 _INSERT_ATTEMPT = compiled(insert_attempt(), "postgresql")
 
 
@@ -159,7 +166,12 @@ class PostgresRepository(Repository):
             async with conn.transaction():
                 count, stored = await conn.fetchrow(_APPEND_SESSION.sql, *session)
                 first = count - len(messages)
-                plan = planned(stored, messages, first, max_messages)
+                older = (
+                    await conn.fetch(_SELECT_STORED.sql, session_id)
+                    if reads_older(stored, first, len(messages), max_messages)
+                    else ()
+                )
+                plan = planned(stored, messages, first, max_messages, older)
                 kept, seqs = kept_messages(plan, messages, first)
                 roles, bodies = _columns(encode_messages(session_id, kept, seqs, jsonb=True))
                 rows = {"seqs": seqs, "roles": roles, "bodies": bodies, **_trim(plan)}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from convstore._conversation.formats import shape
-from convstore._conversation.window import Plan, Window, plan
+from convstore._conversation.window import Plan, Window, plan, stored_window
 from convstore._storage import codec
 from convstore._validate import storable_text
 
@@ -31,18 +31,41 @@ def kept_messages(plan: Plan, messages: Sequence[Any], first: int) -> tuple[list
     return [messages[seq - first] for seq in seqs], seqs
 
 
-def window_text(plan: Plan) -> str:
-    """The plan's window as the JSON text of the ``sessions.message_shapes`` column."""
-    return codec.encode(plan.window.to_json(), jsonb=False)
+def window_text(plan: Plan) -> str | None:
+    """The plan's window as the JSON text of the ``sessions.message_shapes`` column; None
+    while the whole conversation fits in the cap unanalysed (see `planned`)."""
+    return None if plan.window is None else codec.encode(plan.window.to_json(), jsonb=False)
 
 
 def planned(
-    stored: str | bytes | None, messages: Sequence[Any], count: int, max_messages: int
+    stored: str | bytes | None,
+    messages: Sequence[Any],
+    count: int,
+    max_messages: int,
+    older: Iterable[tuple[int, str | bytes]] = (),
 ) -> Plan:
     """The plan for adding `messages` to a conversation of `count` messages whose stored ones
-    the ``sessions.message_shapes`` text `stored` describes (None: there are none)."""
-    window = Window.from_json(None if stored is None else codec.decode(stored))
+    the ``sessions.message_shapes`` text `stored` describes.
+
+    No text (None) means that the stored messages are the whole conversation, never analysed:
+    a conversation that fits in the cap is kept whole whatever its shapes, so it is analysed
+    only once it outgrows the cap, from its stored messages `older` (position and JSON text),
+    which the caller reads when `reads_older` says so.
+    """
+    total = count + len(messages)
+    if stored is None:
+        if total <= max_messages:
+            return Plan(None, 0, -1, 0, total)
+        window = stored_window([(seq, shape(codec.decode(body))) for seq, body in older])
+    else:
+        window = Window.from_json(codec.decode(stored))
     return plan(window, [shape(m) for m in messages], count, max_messages)
+
+
+def reads_older(stored: str | bytes | None, count: int, added: int, max_messages: int) -> bool:
+    """Whether `planned` needs the stored messages of a conversation of `count` messages that
+    `added` more are appended to."""
+    return stored is None and count > 0 and count + added > max_messages
 
 
 #: Roles every backend stores as they are, checked first because nearly every message has one.

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from convstore._storage.types import JSONDocument, UTCDateTime
+from convstore._storage.types import JSONDocument, JSONText, UTCDateTime
 from convstore._validate import SESSION_ID_MAX_LENGTH
 
 NAMING_CONVENTION = {
@@ -55,7 +55,7 @@ class SessionRow(Base):
     lease_expires_at: Mapped[datetime | None]
     #: What the pair-safe cap needs to know of the stored messages (`_conversation.window`):
     #: their positions, roles and tool-call ids, so that a trim never reads old bodies.
-    message_shapes: Mapped[Any | None] = mapped_column(JSONDocument())
+    message_shapes: Mapped[Any | None] = mapped_column(JSONText())
 
     __table_args__ = (
         # Partial: its size, and so the cost of listing interrupted sessions, grows with the

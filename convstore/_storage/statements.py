@@ -23,6 +23,7 @@ from sqlalchemy import (
     delete,
     func,
     null,
+    select,
     update,
 )
 from sqlalchemy.dialects import sqlite
@@ -32,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Delete, ReturningInsert, Update
+from sqlalchemy.sql.selectable import Select
 
 from convstore._storage.schema import interruptions, messages, sessions
 
@@ -162,6 +164,15 @@ def append_session(dialect: str) -> ReturningInsert[tuple[int, str | None]]:
             **CLEAR_MARKER,
         },
     ).returning(sessions.c.message_count, sessions.c.message_shapes.cast(Text))
+
+
+def stored_messages() -> Select[tuple[int, str]]:
+    """The session's stored messages, oldest first: their positions and their JSON text."""
+    return (
+        select(messages.c.seq, messages.c.body.cast(Text))
+        .where(messages.c.session_id == SESSION_ID)
+        .order_by(messages.c.seq)
+    )
 
 
 def insert_messages(dialect: str) -> Insert:

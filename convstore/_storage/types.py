@@ -85,3 +85,17 @@ class JSONDocument(TypeDecorator[Any]):
             return codec.decode(value)
         # An engine that parses JSON itself (asyncpg's default codec) hands over the value.
         return codec.untag(value)
+
+
+class JSONText(JSONDocument):
+    """A JSON value encoded by convstore's codec, kept as TEXT on every backend.
+
+    For convstore's own state, which no query looks inside: PostgreSQL's jsonb would parse it on
+    every write and store its numbers several times larger (a 900-byte window of a 100-message
+    conversation outgrows the 2 KB at which PostgreSQL starts compressing a row's values).
+    """
+
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return Text()

@@ -158,7 +158,7 @@ async def _write_snapshot(
         "saved_at": saved,
         "message_count": record.message_count,
         "extra": record.extra,
-        "message_shapes": plan.window.to_json(),
+        "message_shapes": None if plan.window is None else plan.window.to_json(),
     }
     if exists:
         await conn.execute(update(sessions).where(s.session_id == record.session_id).values(values))

@@ -17,7 +17,13 @@ from sqlalchemy import select
 from convstore._records import Attempt, Snapshot
 from convstore._storage import codec, statements
 from convstore._storage.retry_history import RETRY_EVENT_COLUMNS, attempt_values, insert_attempt
-from convstore._storage.rows import encode_messages, kept_messages, planned, window_text
+from convstore._storage.rows import (
+    encode_messages,
+    kept_messages,
+    planned,
+    reads_older,
+    window_text,
+)
 from convstore._storage.schema import messages, sessions
 from convstore._storage.statements import check_order, compiled
 from convstore._storage.types import from_sqlite_text, to_sqlite_text
@@ -69,6 +75,7 @@ _SELECT_BODIES = compiled(
     .order_by(messages.c.seq),
     "sqlite",
 )
+_SELECT_STORED = compiled(statements.stored_messages(), "sqlite")
 _INSERT_ATTEMPT = check_order(compiled(insert_attempt(), "sqlite"), RETRY_EVENT_COLUMNS)
 
 
@@ -112,7 +119,12 @@ def append(
             (session_id, now, now, len(messages), encoded or "{}", encoded),
         ).fetchall()
         first = count - len(messages)
-        plan = planned(stored, messages, first, max_messages)
+        older = (
+            conn.execute(_SELECT_STORED.sql, (session_id,)).fetchall()
+            if reads_older(stored, first, len(messages), max_messages)
+            else ()
+        )
+        plan = planned(stored, messages, first, max_messages, older)
         rows = encode_messages(session_id, *kept_messages(plan, messages, first), jsonb=False)
         conn.executemany(_INSERT_MESSAGE.sql, rows)
         conn.execute(_DELETE_TRIMMED.sql, (session_id, plan.pinned_kept, plan.first, plan.opener))
