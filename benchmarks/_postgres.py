@@ -45,7 +45,7 @@ async def run(url: str, scale: float) -> tuple[list[Figure], list[str]]:
         async with server.store("w2") as store, server.bounds("w2_bound") as (bound,):
             figures += [
                 await appends(store, bound, scale, TAG),
-                await flatness(store, scale, TAG),
+                *await flatness(store, scale, TAG),
             ]
         figures += await listing(server.populated, scale, TAG)
         notes = [NOTE]

@@ -41,7 +41,7 @@ async def run(scale: float) -> list[Figure]:
         async with _pair(directory, "w2") as (store, bound):
             grown = await appends(store, bound, scale, "")
             disk = await _disk(store, bound)  # before flatness() adds to the database
-            figures += [grown, await flatness(store, scale, ""), disk]
+            figures += [grown, *await flatness(store, scale, ""), disk]
         figures += await listing(partial(_populated, directory), scale, "")
         for kind in W5_KINDS:
             plan = w5_plan(kind, scale)

@@ -110,29 +110,43 @@ async def appends(store: convstore.Store, bound: Bound, scale: float, tag: str) 
     )
 
 
-async def flatness(store: convstore.Store, scale: float, tag: str) -> Figure:
+async def flatness(store: convstore.Store, scale: float, tag: str) -> list[Figure]:
     """W2 after `appends`: whether an append to a grown conversation costs what an early one does.
 
     Measured side by side so that drift in the machine's speed cannot pose as growth: appends to
-    fresh conversations at turns 10-19 alternate with appends to the grown ones at turns 201-210.
+    the grown conversations at turns 201-210 alternate with appends to fresh ones at turns 10-19,
+    within the cap of 100, and at turns 110-119, past it (trimming, as the grown ones do).
     """
     sources = _growing(scale)
     for c, source in enumerate(sources):
         await store.append_messages(f"w2-young-{c}", source[:9])
+        await store.append_messages(f"w2-past-{c}", source[:109])
     early: list[float] = []
+    past: list[float] = []
     late: list[float] = []
     for turn in range(10):
         for c, source in enumerate(sources):
             early.append(await timed(store.append_messages, f"w2-young-{c}", [source[9 + turn]]))
+            past.append(await timed(store.append_messages, f"w2-past-{c}", [source[109 + turn]]))
             late.append(await timed(store.append_messages, f"w2-{c}", [source[turn]]))
-    return Figure(
-        f"W2{tag}",
-        "turns 201-210 vs turns 10-19 (median ms)",
-        median_ms(late),
-        median_ms(early),
-        "<= 1.3x",
-        1.3,
-    )
+    return [
+        Figure(
+            f"W2{tag}",
+            "turns 201-210 vs turns 10-19 (median ms)",
+            median_ms(late),
+            median_ms(early),
+            "<= 1.3x",
+            1.3,
+        ),
+        Figure(
+            f"W2{tag}",
+            "turns 201-210 vs turns 110-119, both past the cap (median ms)",
+            median_ms(late),
+            median_ms(past),
+            "<= 1.1x",
+            1.1,
+        ),
+    ]
 
 
 def session_rows(sessions: int) -> list[tuple[str, int, datetime | None, str | None]]:
