@@ -48,7 +48,8 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attempt:
-    """One attempt of one call, exactly as stored in a ``retry_events`` row."""
+    """One attempt of one call, as stored in a ``retry_events`` row (where each character of
+    its text that no backend can store, NUL or a lone surrogate, becomes U+FFFD)."""
 
     #: uuid4 hex shared by all attempts of one call.
     call_id: str

@@ -7,6 +7,7 @@ a session id must not cost the retry side an import of SQLAlchemy.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
@@ -58,6 +59,18 @@ def real_number(
     return float(value)
 
 
+#: What no backend can store in a text column: NUL, and surrogates (UTF-8 cannot hold them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: What stands in for each of them: U+FFFD, the character that marks a replaced one.
+REPLACEMENT = "\ufffd"
+
+
+def storable(value: str) -> str:
+    """`value` with each character no backend can store as text (NUL, a lone surrogate)
+    replaced by U+FFFD, which marks where; `value` itself when it has none."""
+    return value if storable_text(value) else _UNSTORABLE.sub(REPLACEMENT, value)
+
+
 def storable_text(value: str) -> bool:
     """Whether every backend can store the string as text: no NUL and no lone surrogate."""
     if "\x00" in value:
@@ -101,14 +114,12 @@ def extra(value: object) -> Mapping[str, Any]:
 
 
 def reason(value: object) -> str | None:
-    """The interruption reason, if it is None or a storable str."""
+    """The interruption reason, if it is None or a str, made `storable`."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidArgument(f"reason must be a str or None, not {type(value).__name__}")
-    if not storable_text(value):
-        raise InvalidArgument("reason must not contain NUL characters or lone surrogates")
-    return value
+    return storable(value)
 
 
 def call_ids(value: object) -> frozenset[str]:

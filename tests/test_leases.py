@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -159,6 +160,67 @@ async def test_a_lease_recovered_under_a_live_owner_is_reported_lost(
                 break
             await asyncio.sleep(0.02)
         assert lease.lost
+
+
+async def test_a_stale_owner_cannot_end_or_mark_the_new_owners_lease(
+    store: convstore.Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A's process stalls past its lease; the session is recovered and B takes it over; then A's
+    block raises. A's end changes nothing of B's: B still holds the lease, no reason of A's is
+    recorded, and A's lease says it was lost."""
+    caplog.set_level("ERROR", logger="convstore")
+    await store.save_snapshot("s1", [{"role": "user", "content": "hi"}])
+    a_expired, b_holds, a_ended = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def owner_b() -> tuple[convstore.Lease, tuple[object, object], convstore.Snapshot]:
+        await a_expired.wait()
+        assert [s.session_id for s in await store.recover_abandoned()] == ["s1"]
+        async with store.running("s1", owner="B", lease_s=30) as lease:
+            b_holds.set()
+            await a_ended.wait()
+            snapshot = await store.restore_snapshot("s1")
+            assert snapshot is not None
+            return lease, await lease_of(store, "s1"), snapshot
+
+    async def owner_a() -> convstore.Lease:
+        with contextlib.suppress(RuntimeError):
+            async with store.running("s1", owner="A", lease_s=30) as lease:
+                await expire(store, "s1", owner="A")
+                a_expired.set()
+                await b_holds.wait()
+                raise RuntimeError("A failed late")
+        return lease
+
+    b_task = asyncio.create_task(owner_b())
+    a = await owner_a()
+    a_ended.set()
+    b, held, snapshot = await b_task
+    assert a.lost
+    assert not b.lost
+    assert held == ("B", b.expires_at)
+    assert snapshot.interrupt_reason == "abandoned"
+    assert [h.reason for h in await store.interruptions("s1")] == ["abandoned"]
+    assert "the lease on session 's1' was lost" in caplog.text
+    assert await lease_of(store, "s1") == (None, None)  # B ended its own lease
+
+
+async def test_a_block_that_deletes_its_session_ends_cleanly(store: convstore.Store) -> None:
+    """Deleting the session inside the block (a clean exit) loses no lease; a failure after
+    the delete marks the session again, as any crash does."""
+    await store.save_snapshot("done", [{"role": "user", "content": "hi"}])
+    async with store.running("done") as lease:
+        await store.delete_snapshot("done")
+    assert not lease.lost
+    assert await store.restore_snapshot("done") is None
+    await store.save_snapshot("failed", [{"role": "user", "content": "hi"}])
+    with contextlib.suppress(RuntimeError):
+        async with store.running("failed") as lease:
+            await store.delete_snapshot("failed")
+            raise RuntimeError("after the delete")
+    assert not lease.lost
+    snapshot = await store.restore_snapshot("failed")
+    assert snapshot is not None
+    assert snapshot.interrupt_reason == "builtins.RuntimeError: after the delete"
 
 
 @pytest.mark.parametrize("bad", [0, -1, 0.01, "30", True])

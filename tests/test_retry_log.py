@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 import threading
@@ -12,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import convstore
+from convstore._validate import storable, storable_text
 
 
 class FakeResponse:
@@ -267,3 +271,63 @@ def test_a_bad_session_id_is_refused_up_front() -> None:
     """An executor with a session id that cannot be stored raises InvalidSessionId at once."""
     with pytest.raises(convstore.InvalidSessionId):
         convstore.RetryExecutor(session_id="")
+
+
+# -- text from outside --------------------------------------------------------------------------
+
+_ANY_CHARACTER = st.one_of(
+    st.characters(),  # all of Unicode but surrogates
+    st.characters(categories=["Cs"]),  # lone surrogates
+    st.just("\x00"),
+)
+_OUTSIDE_TEXT = st.text(_ANY_CHARACTER, min_size=1, max_size=30)
+_examples = itertools.count()
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    operation=_OUTSIDE_TEXT,
+    message=_OUTSIDE_TEXT,
+    class_name=_OUTSIDE_TEXT,
+    module=_OUTSIDE_TEXT,
+    owner=_OUTSIDE_TEXT,
+)
+async def test_every_attempt_is_stored_whatever_text_it_carries(
+    store: convstore.Store, operation: str, message: str, class_name: str, module: str, owner: str
+) -> None:
+    """Operations, error messages and classes, reasons and owners holding any character (NUL
+    and lone surrogates included) are stored, with U+FFFD where a character could not be:
+    every attempt has its row, and the summary counts each one."""
+    n = next(_examples)
+    operation = f"{n}:{operation}"  # a summary row of its own per example
+    error = type("Failure", (Exception,), {"__qualname__": class_name, "__module__": module})
+    rule = convstore.ErrorRule(convstore.ErrorType.RETRYABLE, exception=error)
+    executor = convstore.RetryExecutor(
+        convstore.ErrorClassifier(rules=[rule]), store=store, operation=operation, sleep=no_sleep
+    )
+    failures = [error(message), error(message)]
+
+    async def call() -> str:
+        if failures:
+            raise failures.pop()
+        return "done"
+
+    assert await executor.execute_with_retry(call) == "done"
+    [row] = await store.retry_summary(operation=storable(operation))
+    assert (row.attempts, row.retries, row.successes_after_retry) == (3, 2, 1)
+
+    session = f"session-{n}"
+    with pytest.raises(error):
+        async with store.running(session, owner=owner) as lease:
+            raise error(message)
+    assert lease.owner == storable(owner)
+    [history] = await store.interruptions(session)
+    assert history.reason is not None
+    assert storable_text(history.reason)
+    assert history.reason.startswith(storable(f"{module}.{class_name}"))

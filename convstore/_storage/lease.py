@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from convstore._retry.redact import redact
 from convstore._storage.repository import Repository
 from convstore._storage.types import utcnow
-from convstore._validate import real_number
+from convstore._validate import real_number, storable
 from convstore.exceptions import ConvstoreError, InvalidArgument
 
 logger = logging.getLogger("convstore")
@@ -38,8 +38,9 @@ class Lease:
     owner: str
     #: When the lease runs out unless renewed; the heartbeat moves it forward.
     expires_at: datetime
-    #: True once another process has recovered the session as abandoned (the heartbeat found
-    #: the lease gone): the work may go on, but the session is no longer this owner's.
+    #: True once the lease is found gone (another process recovered the session as abandoned,
+    #: or took it over after that): the work may go on, but the session is no longer this
+    #: owner's, and the end of the block changes nothing of its new holder's.
     lost: bool = False
 
 
@@ -56,7 +57,8 @@ async def running(
     lease_s = real_number("lease_s", lease_s, minimum=MIN_LEASE_S)
     if owner is not None and (not isinstance(owner, str) or not owner):
         raise InvalidArgument(f"owner must be a non-empty str or None, not {owner!r}")
-    lease = Lease(session_id, owner or default_owner(), utcnow() + timedelta(seconds=lease_s))
+    owner = default_owner() if owner is None else storable(owner)
+    lease = Lease(session_id, owner, utcnow() + timedelta(seconds=lease_s))
     await repository.take_lease(session_id, lease.owner, lease.expires_at, utcnow())
     heartbeat = asyncio.create_task(_renew(repository, lease, lease_s))
     try:
@@ -68,7 +70,19 @@ async def running(
         # Read in `finally` rather than caught: the block's exception, whatever it is, goes on.
         error = sys.exc_info()[1]
         reason = None if error is None else reason_of(error)
-        await repository.end_lease(session_id, lease.owner, reason, utcnow())
+        if not await repository.end_lease(session_id, lease.owner, reason, utcnow()):
+            _lost(lease)
+
+
+def _lost(lease: Lease) -> None:
+    """Note, once, that another owner took the session over while this one ran it."""
+    if not lease.lost:
+        lease.lost = True
+        logger.error(
+            "the lease on session %r was lost: it was recovered as abandoned or taken over, "
+            "and is left as its new holder has it",
+            lease.session_id,
+        )
 
 
 async def _renew(repository: Repository, lease: Lease, lease_s: float) -> None:
@@ -82,10 +96,7 @@ async def _renew(repository: Repository, lease: Lease, lease_s: float) -> None:
             logger.warning("could not renew the lease on %r", lease.session_id, exc_info=True)
             continue
         if not held:
-            lease.lost = True
-            logger.error(
-                "the lease on session %r was lost: it was recovered as abandoned", lease.session_id
-            )
+            _lost(lease)
             return
         lease.expires_at = expires_at
 
@@ -93,7 +104,9 @@ async def _renew(repository: Repository, lease: Lease, lease_s: float) -> None:
 def reason_of(error: BaseException) -> str:
     """The interruption reason for an exception: its class and message, without secrets."""
     kind = f"{type(error).__module__}.{type(error).__qualname__}"
-    text = redact(str(error))
+    try:
+        text = redact(str(error))
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the block's own error
+        text = ""
     reason = f"{kind}: {text}" if text else kind
-    # Reasons are stored as text, which cannot hold NUL or lone surrogates on every backend.
-    return reason.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")[:2000]
+    return storable(reason)[:2000]

@@ -111,9 +111,7 @@ class Repository(ABC):
         unknown, and add a history row."""
         marker = {"interrupted_at": now, "interrupt_reason": reason, **also}
         await self._set_on_session(conn, session_id, marker, now)
-        await conn.execute(
-            insert(interruptions).values(session_id=session_id, interrupted_at=now, reason=reason)
-        )
+        await _add_history(conn, session_id, reason, now)
 
     async def _set_on_session(
         self, conn: AsyncConnection, session_id: str, values: Mapping[str, Any], now: datetime
@@ -164,19 +162,30 @@ class Repository(ABC):
 
     async def end_lease(
         self, session_id: str, owner: str, reason: str | None, now: datetime
-    ) -> None:
-        """Clear the owner's lease; with a reason, mark the session interrupted as well."""
-        free = {"owner": None, "lease_expires_at": None}
+    ) -> bool:
+        """End the owner's lease; with a reason, mark the session interrupted as well.
+
+        False, changing nothing, when another owner holds the session now or it was recovered
+        as abandoned: only the holder of a lease ends it. A session the block deleted has no
+        holder; with a reason it is marked (created again, empty), as a crash after a delete.
+        """
+        values: dict[str, Any] = {"owner": None, "lease_expires_at": None}
+        if reason is not None:
+            values |= {"interrupted_at": now, "interrupt_reason": reason}
+        row = sessions.c.session_id == session_id
         with storage_errors("running", self.database):
             async with self.writing() as conn:
-                if reason is not None:
-                    await self._interrupt(conn, session_id, reason, now, **free)
-                else:
-                    await conn.execute(
-                        update(sessions)
-                        .where(sessions.c.session_id == session_id, sessions.c.owner == owner)
-                        .values(free)
-                    )
+                ended = await conn.execute(
+                    update(sessions).where(row, sessions.c.owner == owner).values(values)
+                )
+                if ended.rowcount:
+                    if reason is not None:
+                        await _add_history(conn, session_id, reason, now)
+                elif await conn.scalar(select(sessions.c.session_id).where(row)) is not None:
+                    return False  # another owner's now
+                elif reason is not None:
+                    await self._interrupt(conn, session_id, reason, now)
+        return True
 
     async def recover_abandoned(self, now: datetime) -> list[InterruptedSession]:
         """Mark every session whose lease expired as interrupted; each is returned once only."""
@@ -284,6 +293,15 @@ class Repository(ABC):
             async with self.reading() as conn:
                 rows = (await conn.execute(summary_query(since, operation))).all()
         return [summary(row) for row in rows]
+
+
+async def _add_history(
+    conn: AsyncConnection, session_id: str, reason: str | None, now: datetime
+) -> None:
+    """Add the ``interruptions`` row of an interruption at `now`."""
+    await conn.execute(
+        insert(interruptions).values(session_id=session_id, interrupted_at=now, reason=reason)
+    )
 
 
 def repairs_of(document: Any) -> tuple[Repair, ...]:

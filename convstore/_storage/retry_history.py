@@ -20,28 +20,34 @@ from sqlalchemy import (
 
 from convstore._records import Attempt, RetrySummary
 from convstore._storage.schema import retry_events
+from convstore._validate import storable
 
 #: The ``retry_events`` columns an attempt fills, in the table's order.
 RETRY_EVENT_COLUMNS = tuple(column.name for column in retry_events.columns if column.name != "id")
 
 
 def attempt_values(attempt: Attempt) -> dict[str, Any]:
-    """The ``retry_events`` row for an attempt."""
+    """The ``retry_events`` row for an attempt; its text, which comes from outside (exceptions,
+    the caller's names), made `storable`, so that no character can lose the row."""
     return {
-        "call_id": attempt.call_id,
-        "session_id": attempt.session_id,
-        "operation": attempt.operation,
+        "call_id": storable(attempt.call_id),
+        "session_id": _optional_text(attempt.session_id),
+        "operation": storable(attempt.operation),
         "attempt": attempt.attempt,
         "outcome": str(attempt.outcome),
         "error_type": None if attempt.error_type is None else str(attempt.error_type),
-        "error_class": attempt.error_class,
-        "error_message": attempt.error_message,
+        "error_class": _optional_text(attempt.error_class),
+        "error_message": _optional_text(attempt.error_message),
         "status_code": attempt.status_code,
         "delay_s": attempt.delay_s,
         "retry_after_s": attempt.retry_after_s,
         "elapsed_s": attempt.elapsed_s,
         "created_at": attempt.created_at,
     }
+
+
+def _optional_text(value: str | None) -> str | None:
+    return None if value is None else storable(value)
 
 
 def insert_attempt() -> Insert:
