@@ -25,13 +25,16 @@ from convstore._retry.rules import ErrorRule
 from convstore._storage.lease import Lease
 from convstore._storage.store import Store, connect
 from convstore.exceptions import (
+    CommitUnknown,
     ConfigurationError,
     ConvstoreError,
     InvalidArgument,
     InvalidSessionId,
     LeaseHeld,
+    PermanentStorageError,
     SchemaError,
     StorageError,
+    TransientStorageError,
 )
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "AttemptHook",
     "AttemptRecorder",
     "BackoffConfig",
+    "CommitUnknown",
     "ConfigurationError",
     "ConvstoreError",
     "ErrorClassifier",
@@ -54,6 +58,7 @@ __all__ = [
     "LeaseHeld",
     "OnRetry",
     "Outcome",
+    "PermanentStorageError",
     "Policy",
     "Problem",
     "Repair",
@@ -64,6 +69,7 @@ __all__ = [
     "Snapshot",
     "StorageError",
     "Store",
+    "TransientStorageError",
     "check_conversation",
     "connect",
     "retry",

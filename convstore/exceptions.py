@@ -8,22 +8,28 @@ The tree::
     ├── InvalidArgument         bad input; also a ValueError; nothing stored was changed
     │   └── InvalidSessionId    a session id that is not a non-empty str of at most 255 characters
     ├── LeaseHeld               another live owner is running the session
-    └── StorageError            the database failed: locked, unreachable, corrupt, read-only
+    └── StorageError            the database failed (an error convstore does not recognise)
+        ├── TransientStorageError   busy or unreachable for now: the same call may succeed later
+        ├── PermanentStorageError   not a database, read-only, full, no access: needs a person
+        └── CommitUnknown           the connection was lost while committing: stored or not
 
-Driver and SQLAlchemy errors are translated into `StorageError` at the repository boundary, with
-the original exception kept as ``__cause__``.
+Driver and SQLAlchemy errors are translated into one of the `StorageError` classes at the
+repository boundary, with the original exception kept as ``__cause__``.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CommitUnknown",
     "ConfigurationError",
     "ConvstoreError",
     "InvalidArgument",
     "InvalidSessionId",
     "LeaseHeld",
+    "PermanentStorageError",
     "SchemaError",
     "StorageError",
+    "TransientStorageError",
 ]
 
 
@@ -53,3 +59,21 @@ class LeaseHeld(ConvstoreError):
 
 class StorageError(ConvstoreError):
     """The database could not carry out an operation; ``__cause__`` holds the driver's error."""
+
+
+class TransientStorageError(StorageError):
+    """The database was busy or out of reach (locked past the busy timeout, the server restarting,
+    the connection refused or lost before anything was committed): the same call may succeed
+    later. Nothing was stored. The `ErrorClassifier` calls it retryable."""
+
+
+class PermanentStorageError(StorageError):
+    """The database cannot do this until a person acts: the file is not a SQLite database or is
+    corrupt, the file or the database is read-only, the disk is full, the credentials or the
+    database name are wrong. The `ErrorClassifier` calls it fatal."""
+
+
+class CommitUnknown(StorageError):
+    """The connection was lost after the transaction was sent to be committed: it may or may not
+    have been stored. A save can simply be made again; an append should not be repeated without
+    checking ``message_count`` first. The `ErrorClassifier` calls it non-retryable."""

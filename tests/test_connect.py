@@ -57,7 +57,7 @@ async def test_a_file_that_is_not_sqlite_is_named(tmp_path: Path) -> None:
     """Opening a file that is not a SQLite database raises StorageError saying so."""
     path = tmp_path / "notes.txt"
     path.write_bytes(b"these are not the pages you are looking for\n" * 200)
-    with pytest.raises(convstore.StorageError, match="not a SQLite database") as info:
+    with pytest.raises(convstore.PermanentStorageError, match="not a SQLite database") as info:
         await convstore.connect(f"sqlite:///{path}")
     assert info.value.__cause__ is not None
     assert path.read_bytes().startswith(b"these are not")
@@ -75,7 +75,7 @@ async def test_postgresql_url_forms(postgres_url: str, scheme: str) -> None:
 
 async def test_a_server_that_is_down_is_a_clear_error() -> None:
     """A PostgreSQL server that does not answer raises StorageError promptly, naming the server."""
-    with pytest.raises(convstore.StorageError, match=r"127\.0\.0\.1:1") as info:
+    with pytest.raises(convstore.TransientStorageError, match=r"127\.0\.0\.1:1") as info:
         await asyncio.wait_for(convstore.connect("postgresql://nobody@127.0.0.1:1/none"), 30)
     assert info.value.__cause__ is not None
 

@@ -63,7 +63,7 @@ async def test_files_that_are_not_sqlite_are_named_and_left_alone(
     """Any file that is not a SQLite database raises StorageError saying so, and is not changed."""
     path = tmp_path / "app.db"
     path.write_bytes(content)
-    with pytest.raises(convstore.StorageError, match="not a SQLite database") as info:
+    with pytest.raises(convstore.PermanentStorageError, match="not a SQLite database") as info:
         await asyncio.wait_for(convstore.connect(f"sqlite:///{path}", migrate=migrate), PROMPTLY_S)
     assert str(path) in str(info.value)
     assert isinstance(info.value.__cause__, Exception)
@@ -81,7 +81,7 @@ async def test_a_corrupt_database_is_named_when_read(tmp_path: Path) -> None:
         file.seek((root - 1) * page_size)
         file.write(random.Random(9).randbytes(page_size))
     async with convstore.connect(f"sqlite:///{path}") as store:
-        with pytest.raises(convstore.StorageError, match="corrupt") as info:
+        with pytest.raises(convstore.PermanentStorageError, match="corrupt") as info:
             await asyncio.wait_for(store.restore_snapshot("s1"), PROMPTLY_S)
     assert str(path) in str(info.value)
 
@@ -162,7 +162,7 @@ def check_refused_as_read_only(report: dict[str, Any]) -> None:
     failed = {name: error for name, error in steps.items() if error is not None}
     assert failed, "every operation succeeded on a database that cannot be written"
     for name, (error_type, is_convstore_error, message) in failed.items():
-        assert (error_type, is_convstore_error) == ("StorageError", True), (name, message)
+        assert (error_type, is_convstore_error) == ("PermanentStorageError", True), (name, message)
         assert "read-only" in message, (name, message)
     if steps["connect"] is None:
         assert all(steps[name] is not None for name in WRITES), steps
@@ -350,7 +350,7 @@ async def test_a_missing_database_or_role_is_named(postgres_url: str, missing: s
         url, fragment = url.set(database="no_such_database"), 'database "no_such_database"'
     else:
         url, fragment = url.set(username="nobody_here"), 'role "nobody_here"'
-    with pytest.raises(convstore.StorageError, match=f"{fragment} does not exist") as info:
+    with pytest.raises(convstore.PermanentStorageError, match=f"{fragment} does not exist") as info:
         await asyncio.wait_for(
             convstore.connect(url.render_as_string(hide_password=False)), PROMPTLY_S
         )
@@ -372,7 +372,7 @@ async def test_a_server_that_never_answers_times_out_naming_it(
     port = silent.sockets[0].getsockname()[1]
     try:
         url = f"postgresql://postgres@127.0.0.1:{port}/test"
-        with pytest.raises(convstore.StorageError, match=f"127.0.0.1:{port}") as info:
+        with pytest.raises(convstore.TransientStorageError, match=f"127.0.0.1:{port}") as info:
             await asyncio.wait_for(convstore.connect(url), PROMPTLY_S)
     finally:
         silent.close()
@@ -397,7 +397,9 @@ async def test_a_server_that_goes_down_fails_each_call_then_comes_back(
         ]
         for attempt in range(4):
             call = calls[attempt % 2]
-            with pytest.raises(convstore.StorageError, match=f"127.0.0.1:{proxy.port}") as info:
+            with pytest.raises(
+                convstore.TransientStorageError, match=f"127.0.0.1:{proxy.port}"
+            ) as info:
                 await asyncio.wait_for(call(), PROMPTLY_S)
             assert info.value.__cause__ is not None
         await proxy.start()
@@ -427,7 +429,7 @@ async def test_a_server_that_stops_answering_mid_session_is_an_error_not_a_hang(
             with contextlib.suppress(BaseException):
                 await call
             pytest.fail("save_snapshot was still waiting 30 s after the server stopped answering")
-        with pytest.raises(convstore.StorageError, match=f"127.0.0.1:{proxy.port}"):
+        with pytest.raises(convstore.TransientStorageError, match=f"127.0.0.1:{proxy.port}"):
             call.result()
 
 
@@ -450,8 +452,73 @@ async def test_a_read_only_postgresql_database_is_named(postgres_url: str) -> No
             lambda: store.mark_interrupted("s1"),
         ]
         for write in writes:
-            with pytest.raises(convstore.StorageError, match="read-only"):
+            with pytest.raises(convstore.PermanentStorageError, match="read-only"):
                 await asyncio.wait_for(write(), PROMPTLY_S)
         snap = await store.restore_snapshot("s1")
         assert snap is not None
         assert snap.messages == MESSAGES
+
+
+# -- what kind of failure: retry later, or call a person -----------------------------------------
+
+
+async def test_a_lock_held_past_the_busy_timeout_is_transient(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding the write lock past the busy timeout gives TransientStorageError,
+    which the classifier retries; once the lock is released the same call succeeds."""
+    monkeypatch.setattr(convstore._storage.engine, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "app.db"
+    async with convstore.connect(f"sqlite:///{path}") as store:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        with pytest.raises(convstore.TransientStorageError, match="busy_timeout") as info:
+            await store.save_snapshot("s1", MESSAGES)
+        error_type, _ = convstore.ErrorClassifier().classify(info.value)
+        assert error_type is convstore.ErrorType.RETRYABLE
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await store.save_snapshot("s1", MESSAGES)
+
+
+def test_the_classifier_reads_convstores_own_errors() -> None:
+    """Transient storage errors are retried; permanent ones are fatal; a commit that may have
+    happened, or an error convstore does not recognise, is not retried."""
+    classify = convstore.ErrorClassifier().classify
+    expected = {
+        convstore.TransientStorageError("connection refused"): convstore.ErrorType.RETRYABLE,
+        convstore.PermanentStorageError("the disk is full"): convstore.ErrorType.FATAL,
+        convstore.CommitUnknown("connection lost while committing"): (
+            convstore.ErrorType.NON_RETRYABLE
+        ),
+        convstore.StorageError("connection closed, unrecognised"): (
+            convstore.ErrorType.NON_RETRYABLE
+        ),
+    }
+    assert {error: classify(error)[0] for error in expected} == expected
+
+
+# -- private files ------------------------------------------------------------------------------
+
+
+async def test_a_new_database_and_its_wal_files_are_private(tmp_path: Path) -> None:
+    """A database convstore creates, and the -wal and -shm files beside it, are readable by their
+    owner only, whatever the umask allows; an existing file keeps its mode."""
+    created = tmp_path / "new.db"
+    existing = tmp_path / "shared.db"
+    previous = os.umask(0o022)  # the usual umask, which would give 0644
+    try:
+        async with convstore.connect(f"sqlite:///{created}") as store:
+            await store.save_snapshot("s1", MESSAGES)
+            files = [created, Path(f"{created}-wal"), Path(f"{created}-shm")]
+            assert all(path.exists() for path in files)
+            assert {path.name: oct(path.stat().st_mode & 0o777) for path in files} == {
+                path.name: "0o600" for path in files
+            }
+        existing.touch(mode=0o640)
+        existing.chmod(0o640)
+        async with convstore.connect(f"sqlite:///{existing}") as store:
+            await store.save_snapshot("s1", MESSAGES)
+        assert oct(existing.stat().st_mode & 0o777) == "0o640"
+    finally:
+        os.umask(previous)

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from convstore._records import ErrorType
 from convstore._retry.backoff import Policy
 from convstore._retry.evidence import Evidence, message_of, provider_codes, status_of
+from convstore.exceptions import PermanentStorageError, StorageError, TransientStorageError
 
 
 class Verdict(NamedTuple):
@@ -205,6 +206,12 @@ def _from_status(status: int) -> tuple[ErrorType, Policy | None] | None:
 
 def _from_class(error: BaseException) -> tuple[ErrorType, Policy | None] | None:
     """Return what the exception's class alone says, if anything."""
+    if isinstance(error, StorageError):  # convstore's own: the class says what to do
+        if isinstance(error, TransientStorageError):
+            return ErrorType.RETRYABLE, Policy.SERVICE_UNAVAILABLE
+        if isinstance(error, PermanentStorageError):
+            return ErrorType.FATAL, None
+        return ErrorType.NON_RETRYABLE, None  # CommitUnknown, or not recognised
     if isinstance(error, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
         return ErrorType.RETRYABLE, Policy.TIMEOUT
     if isinstance(error, ConnectionError):

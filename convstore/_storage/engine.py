@@ -95,6 +95,23 @@ def check_sqlite_path(url: URL) -> None:
         )
 
 
+#: The mode of a new SQLite database file: conversations are private, so only its owner may
+#: read it. SQLite gives the -wal and -shm files it makes beside it the same mode.
+PRIVATE_FILE_MODE = 0o600
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty database file that only its owner may read; leave an existing one, and
+    its mode, alone. SQLite takes an empty file as a new database."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # SQLite, opening the path itself, names what is wrong
+    os.close(fd)
+
+
 def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
     """A configured engine for a URL from `resolve_url`."""
     options: dict[str, Any] = {
@@ -111,8 +128,11 @@ def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
         }
         # JSON columns reach convstore's codec as text; parsing them here would be wasted work.
         options["json_deserializer"] = str
-    elif is_sqlite_memory(url) and not single_use:
-        options["poolclass"] = StaticPool
+    elif is_sqlite_memory(url):
+        if not single_use:
+            options["poolclass"] = StaticPool
+    elif url.get_backend_name() == "sqlite" and not url.query.get("uri"):
+        create_private_file(Path(url.database or "").expanduser())
     engine = create_async_engine(url, **options)
     configure_engine(engine)
     return engine

@@ -1,4 +1,6 @@
-"""The one place where driver and SQLAlchemy errors become convstore errors."""
+"""The one place where driver and SQLAlchemy errors become convstore errors, of the kind that
+says whether the same call may succeed later (`TransientStorageError`), needs a person
+(`PermanentStorageError`), or is one convstore does not recognise (`StorageError`)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,12 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from convstore.exceptions import ConvstoreError, StorageError
+from convstore.exceptions import (
+    ConvstoreError,
+    PermanentStorageError,
+    StorageError,
+    TransientStorageError,
+)
 
 # Fragments of SQLite's messages, and what they mean to the person reading the error.
 _SQLITE_HINTS = (
@@ -21,6 +28,35 @@ _SQLITE_HINTS = (
     ("malformed", "the database file is corrupt"),
 )
 
+# SQLite's primary result codes (the low byte of ``sqlite_errorcode``).
+_SQLITE_TRANSIENT = frozenset({5, 6})  # BUSY, LOCKED
+_SQLITE_PERMANENT = frozenset({3, 8, 10, 11, 13, 14, 23, 26})
+# PERM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, AUTH, NOTADB
+
+# PostgreSQL's SQLSTATEs: a whole class by its first two characters, or one code.
+_PG_TRANSIENT = frozenset(
+    {
+        "08",  # connection exception
+        "40001",  # serialization failure
+        "40P01",  # deadlock detected
+        "53300",  # too many connections
+        "55P03",  # lock not available
+        "57014",  # query cancelled (a statement timeout)
+        "57P01",  # admin shutdown: the server is stopping or the backend was terminated
+        "57P02",  # crash shutdown
+        "57P03",  # cannot connect now: the server is starting up
+    }
+)
+_PG_PERMANENT = frozenset(
+    {
+        "28",  # invalid authorisation
+        "3D",  # invalid catalog name: no such database
+        "42",  # syntax error or access rule violation: no such table, no privilege
+        "25006",  # read-only SQL transaction: a standby, not the primary
+        "53100",  # disk full
+    }
+)
+
 
 def _driver_errors() -> tuple[type[Exception], ...]:
     """The exception classes of the database drivers that are installed."""
@@ -30,7 +66,7 @@ def _driver_errors() -> tuple[type[Exception], ...]:
     except ImportError:  # PostgreSQL support is an optional extra
         pass
     else:
-        errors += [asyncpg.PostgresError, asyncpg.InterfaceError]
+        errors += [asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError]
     return tuple(errors)
 
 
@@ -45,14 +81,51 @@ def storage_errors(action: str, database: str) -> Iterator[None]:
     except ConvstoreError:
         raise
     except _DRIVER_ERRORS as exc:
-        raise StorageError(f"{action} failed on {database}: {_explain(exc)}") from exc
+        raise translate(action, database, exc) from exc
 
 
-def _explain(exc: BaseException) -> str:
+def translate(action: str, database: str, exc: BaseException) -> StorageError:
+    """The convstore error for a driver or SQLAlchemy error, of the kind the error is."""
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return kind_of(cause)(f"{action} failed on {database}: {_explain(cause)}")
+
+
+def kind_of(cause: BaseException) -> type[StorageError]:
+    """Which `StorageError` a driver's error is."""
+    if isinstance(cause, sqlite3.Error):
+        code = getattr(cause, "sqlite_errorcode", None)
+        primary = None if code is None else code & 0xFF
+        if primary in _SQLITE_TRANSIENT:
+            return TransientStorageError
+        if primary in _SQLITE_PERMANENT:
+            return PermanentStorageError
+        return StorageError
+    sqlstate = getattr(cause, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        if sqlstate in _PG_TRANSIENT or sqlstate[:2] in _PG_TRANSIENT:
+            return TransientStorageError
+        if sqlstate in _PG_PERMANENT or sqlstate[:2] in _PG_PERMANENT:
+            return PermanentStorageError
+        return StorageError
+    if isinstance(cause, TimeoutError | ConnectionError) or _lost_connection(cause):
+        return TransientStorageError
+    return StorageError
+
+
+def _lost_connection(cause: BaseException) -> bool:
+    """Whether asyncpg says that its connection is gone or was left unusable."""
+    try:
+        import asyncpg
+    except ImportError:
+        return False
+    return isinstance(cause, asyncpg.InterfaceError | asyncpg.InternalClientError)
+
+
+def _explain(cause: BaseException) -> str:
     text = str(cause).strip() or type(cause).__name__
-    lowered = text.lower()
-    for fragment, hint in _SQLITE_HINTS:
-        if fragment in lowered:
-            return f"{hint} ({text})"
+    if isinstance(cause, sqlite3.Error):  # the hints are SQLite's alone
+        lowered = text.lower()
+        for fragment, hint in _SQLITE_HINTS:
+            if fragment in lowered:
+                return f"{hint} ({text})"
     return text

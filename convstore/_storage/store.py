@@ -29,7 +29,7 @@ from convstore._storage.repository import Repository
 from convstore._storage.resume import resume
 from convstore._storage.sqlite.repository import SQLiteRepository
 from convstore._storage.types import utcnow
-from convstore.exceptions import InvalidArgument, StorageError
+from convstore.exceptions import InvalidArgument, PermanentStorageError, StorageError
 
 DEFAULT_MAX_MESSAGES = 100
 DEFAULT_LEASE_S = 30.0
@@ -249,7 +249,9 @@ class _Connecting:
                 reason = sqlite_read_only_reason(engine.url)
                 if reason is None:
                     raise
-                raise StorageError(f"connect failed on {database}: {reason}") from exc.__cause__
+                raise PermanentStorageError(
+                    f"connect failed on {database}: {reason}"
+                ) from exc.__cause__
             ready = True
         finally:
             if owns_engine and not ready:
