@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 import convstore
 import convstore._storage.engine
+import convstore._storage.reconnect
 
 # A bound on how long any failure may take to surface; far above what each needs.
 PROMPTLY_S = 30
@@ -383,33 +384,36 @@ async def test_a_server_that_never_answers_times_out_naming_it(
     assert info.value.__cause__ is not None
 
 
-async def test_a_server_that_goes_down_fails_each_call_then_comes_back(
-    postgres_url: str, proxy: Proxy
+async def test_a_server_that_goes_down_is_waited_for_then_named(
+    postgres_url: str, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Calls after the server went down raise StorageError naming it; once it is back they work."""
+    """A call while the server is down keeps trying to reach it for the reconnect window: it
+    succeeds if the server comes back within it, and raises TransientStorageError naming the
+    server if not. Once the server is back, calls work again."""
+    monkeypatch.setattr(convstore._storage.reconnect, "RECONNECT_WINDOW_S", 1.0)
     async with convstore.connect(through(postgres_url, proxy.port)) as store:
         await store.save_snapshot("s1", MESSAGES)
         await proxy.stop()
-        # The first calls find the pooled connections dead, the next ones cannot connect.
         calls: list[Callable[[], Awaitable[object]]] = [
             lambda: store.save_snapshot("s1", []),
             lambda: store.restore_snapshot("s1"),
+            lambda: store.mark_interrupted("s1"),
         ]
-        for attempt in range(4):
-            call = calls[attempt % 2]
+        for call in calls:
             with pytest.raises(
                 convstore.TransientStorageError, match=f"127.0.0.1:{proxy.port}"
             ) as info:
                 await asyncio.wait_for(call(), PROMPTLY_S)
             assert info.value.__cause__ is not None
+        monkeypatch.setattr(convstore._storage.reconnect, "RECONNECT_WINDOW_S", 15.0)
+        waiting = asyncio.ensure_future(store.save_snapshot("s1", [*MESSAGES, {"content": "x"}]))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
         await proxy.start()
+        await asyncio.wait_for(waiting, PROMPTLY_S)
         snap = await store.restore_snapshot("s1")
         assert snap is not None
-        assert snap.messages == MESSAGES
-        await store.save_snapshot("s1", [*MESSAGES, {"content": "after"}])
-        snap = await store.restore_snapshot("s1")
-        assert snap is not None
-        assert snap.messages == [*MESSAGES, {"content": "after"}]
+        assert snap.messages == [*MESSAGES, {"content": "x"}]
 
 
 @pytest.mark.slow

@@ -126,6 +126,10 @@ def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
             "timeout": CONNECT_TIMEOUT_S,
             "command_timeout": COMMAND_TIMEOUT_S,
         }
+        # A connection the server closed while it sat in the pool (a restart, a failover) is
+        # found and replaced as it is handed out, before anything is sent on it. The hot paths
+        # keep their own connections out of the pool, and check those without a round trip.
+        options["pool_pre_ping"] = True
         # JSON columns reach convstore's codec as text; parsing them here would be wasted work.
         options["json_deserializer"] = str
     elif is_sqlite_memory(url):

@@ -86,8 +86,30 @@ def storage_errors(action: str, database: str) -> Iterator[None]:
 
 def translate(action: str, database: str, exc: BaseException) -> StorageError:
     """The convstore error for a driver or SQLAlchemy error, of the kind the error is."""
-    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    return kind_of(cause)(f"{action} failed on {database}: {_explain(cause)}")
+    cause = native(exc)
+    kind = TransientStorageError if connection_lost(exc) else kind_of(cause)
+    return kind(f"{action} failed on {database}: {_explain(cause)}")
+
+
+def native(exc: BaseException) -> BaseException:
+    """The driver's own error behind a SQLAlchemy one (which wraps asyncpg's twice)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+        if isinstance(exc.__cause__, _DRIVER_ERRORS):
+            exc = exc.__cause__
+    return exc
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether the error says the connection is gone, or could not be made: not the server
+    refusing a statement, after which the connection is fine."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    cause = native(exc)
+    sqlstate = getattr(cause, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] == "08" or sqlstate in ("57P01", "57P02", "57P03")
+    return isinstance(cause, ConnectionError) or _lost_connection(cause)
 
 
 def kind_of(cause: BaseException) -> type[StorageError]:

@@ -15,12 +15,13 @@ import asyncpg
 from sqlalchemy import Integer, String, Text, bindparam, cast, func, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from convstore._conversation.window import Plan
 from convstore._records import Attempt, Snapshot
-from convstore._storage import codec, statements
+from convstore._storage import codec, reconnect, statements
 from convstore._storage.connections import Connections
-from convstore._storage.errors import storage_errors
+from convstore._storage.reconnect import Progress, reconnecting
 from convstore._storage.repository import Repository
 from convstore._storage.retry_history import attempt_values, insert_attempt
 from convstore._storage.rows import (
@@ -107,15 +108,42 @@ class PostgresRepository(Repository):
 
     def __init__(self, engine: AsyncEngine, database: str, *, keep_connections: int) -> None:
         super().__init__(engine, database)
-        self._connections = Connections(engine, keep_connections)
+        self._connections = Connections(engine, keep_connections, alive=_open)
 
-    async def _run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run `fn` with a pooled asyncpg connection."""
-        # A query cut short (cancelled, or the connection lost) can leave the connection in the
-        # middle of the protocol: it is discarded, which also ends any transaction it had open
-        # without committing it. Only the server's own refusal leaves it fine.
-        async with self._connections.borrow(healthy_after=(asyncpg.PostgresError,)) as raw:
-            return await fn(raw.driver_connection)
+    @property
+    def reconnect_window_s(self) -> float:  # type: ignore[override]
+        return reconnect.RECONNECT_WINDOW_S
+
+    async def forget_connections(self) -> None:
+        # The pool checks its own idle connections as it hands them out (`pool_pre_ping`).
+        await self._connections.discard_idle()
+
+    async def _run(
+        self,
+        action: str,
+        fn: Callable[[asyncpg.Connection, Progress], Awaitable[T]],
+        *,
+        repeatable: bool,
+    ) -> T:
+        """Run `fn` with a pooled asyncpg connection, again on a new one if it is lost before
+        `fn` could have committed, or at any time when `repeatable` (see `reconnect`)."""
+
+        async def attempt(progress: Progress) -> T:
+            # A query cut short (cancelled, or the connection lost) can leave the connection in
+            # the middle of the protocol: it is discarded, which also ends any transaction it
+            # had open without committing it. Only the server's own refusal, on a connection
+            # still open, leaves it fine.
+            async with self._connections.borrow(healthy_after=(asyncpg.PostgresError,)) as raw:
+                return await fn(raw.driver_connection, progress)
+
+        return await reconnecting(
+            action,
+            self.database,
+            attempt,
+            repeatable=repeatable,
+            window_s=self.reconnect_window_s,
+            on_lost=self.forget_connections,
+        )
 
     async def close(self) -> None:
         await self._connections.close()
@@ -140,13 +168,14 @@ class PostgresRepository(Repository):
             {**values, **_trim(plan), "seqs": seqs, "roles": roles, "bodies": bodies}
         )
 
-        async def save(conn: asyncpg.Connection) -> None:
+        async def save(conn: asyncpg.Connection, progress: Progress) -> None:
             async with conn.transaction():
                 await conn.execute(_SAVE_SESSION.sql, *session)
                 await conn.execute(_REPLACE_MESSAGES.sql, *rows)
+                progress.committing = True
 
-        with storage_errors("save_snapshot", self.database):
-            await self._run(save)
+        # Repeatable: a save replaces the whole conversation, so a second one stores the same.
+        await self._run("save_snapshot", save, repeatable=True)
 
     async def append(
         self,
@@ -162,7 +191,7 @@ class PostgresRepository(Repository):
             {**values, "count": len(messages), "new_extra": encoded or "{}", "extra": encoded}
         )
 
-        async def append(conn: asyncpg.Connection) -> int:
+        async def append(conn: asyncpg.Connection, progress: Progress) -> int:
             async with conn.transaction():
                 count, stored = await conn.fetchrow(_APPEND_SESSION.sql, *session)
                 first = count - len(messages)
@@ -179,17 +208,17 @@ class PostgresRepository(Repository):
                 await conn.execute(
                     _ADD_MESSAGES.sql, *_ADD_MESSAGES.args({**values, **rows, **window})
                 )
+                progress.committing = True
             return int(count)
 
-        with storage_errors("append_messages", self.database):
-            return await self._run(append)
+        # Not repeatable: a second append would add the messages again.
+        return await self._run("append_messages", append, repeatable=False)
 
     async def restore(self, session_id: str) -> Snapshot | None:
-        async def restore(conn: asyncpg.Connection) -> Any:
+        async def restore(conn: asyncpg.Connection, progress: Progress) -> Any:
             return await conn.fetchrow(_RESTORE.sql, session_id)
 
-        with storage_errors("restore_snapshot", self.database):
-            row = await self._run(restore)
+        row = await self._run("restore_snapshot", restore, repeatable=True)
         if row is None:
             return None
         count, saved_at, extra, interrupted_at, reason, bodies = row
@@ -206,11 +235,18 @@ class PostgresRepository(Repository):
     async def record_attempt(self, attempt: Attempt) -> None:
         row = _INSERT_ATTEMPT.args(attempt_values(attempt))
 
-        async def record(conn: asyncpg.Connection) -> None:
+        async def record(conn: asyncpg.Connection, progress: Progress) -> None:
+            progress.committing = True  # one statement, committed as it runs
             await conn.execute(_INSERT_ATTEMPT.sql, *row)
 
-        with storage_errors("record_attempt", self.database):
-            await self._run(record)
+        # Not repeatable: a second run could add the row twice.
+        await self._run("record_attempt", record, repeatable=False)
+
+
+def _open(raw: PoolProxiedConnection) -> bool:
+    """Whether a pooled connection's asyncpg connection is still open."""
+    conn: asyncpg.Connection = raw.driver_connection
+    return not conn.is_closed()
 
 
 def _trim(plan: Plan) -> dict[str, int]:

@@ -8,12 +8,12 @@ the logging of attempts in whatever way its driver does fastest, from the statem
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Row, bindparam, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convstore._records import (
@@ -24,12 +24,14 @@ from convstore._records import (
     RetrySummary,
     Snapshot,
 )
-from convstore._storage.errors import storage_errors
+from convstore._storage.reconnect import Progress, reconnecting
 from convstore._storage.retry_history import summary, summary_query
 from convstore._storage.schema import interruptions, sessions
 from convstore._storage.statements import resolve_session, upsert_session
 from convstore._storage.transactions import write_transaction
 from convstore.exceptions import LeaseHeld
+
+T = TypeVar("T")
 
 #: The interruption reason of sessions whose owner stopped renewing its lease.
 ABANDONED = "abandoned"
@@ -83,21 +85,71 @@ class Repository(ABC):
     async def record_attempt(self, attempt: Attempt) -> None:
         """Insert one ``retry_events`` row."""
 
-    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection in a write transaction, committed when the block ends without error."""
-        return write_transaction(self.engine)
+    #: How long an operation keeps trying to reach the server after losing its connection
+    #: (`reconnect`); 0 where a lost connection is not something to wait out (SQLite).
+    reconnect_window_s = 0.0
+
+    def writing(
+        self, progress: Progress | None = None
+    ) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection in a write transaction, committed when the block ends without error;
+        the commit is noted in `progress`, if given."""
+        return write_transaction(self.engine, progress)
 
     def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for reading."""
         return self.engine.connect()
 
+    @abstractmethod
+    async def forget_connections(self) -> None:
+        """Drop the connections kept for later use, after one was lost (`reconnect`)."""
+
+    async def write(
+        self, action: str, work: Callable[[AsyncConnection], Awaitable[T]], *, repeatable: bool
+    ) -> T:
+        """Run `work` in a write transaction, again on a new connection if its connection is
+        lost before it could have committed (`reconnect`); `repeatable` if running it twice
+        stores what running it once does, so that it may run again even then."""
+
+        async def attempt(progress: Progress) -> T:
+            async with self.writing(progress) as conn:
+                return await work(conn)
+
+        return await reconnecting(
+            action,
+            self.database,
+            attempt,
+            repeatable=repeatable,
+            window_s=self.reconnect_window_s,
+            on_lost=self.forget_connections,
+        )
+
+    async def read(self, action: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `work` on a connection for reading, again on a new one if it is lost."""
+
+        async def attempt(progress: Progress) -> T:
+            async with self.reading() as conn:
+                return await work(conn)
+
+        return await reconnecting(
+            action,
+            self.database,
+            attempt,
+            repeatable=True,
+            window_s=self.reconnect_window_s,
+            on_lost=self.forget_connections,
+        )
+
     # -- shared --------------------------------------------------------------------------------
 
     async def mark_interrupted(self, session_id: str, reason: str | None, now: datetime) -> None:
         """Mark the session interrupted, creating it if unknown, and add a history row."""
-        with storage_errors("mark_interrupted", self.database):
-            async with self.writing() as conn:
-                await self._interrupt(conn, session_id, reason, now)
+
+        async def mark(conn: AsyncConnection) -> None:
+            await self._interrupt(conn, session_id, reason, now)
+
+        # Repeatable: a second run sets the same marker and finds its history row there.
+        await self.write("mark_interrupted", mark, repeatable=True)
 
     async def _interrupt(
         self,
@@ -131,34 +183,39 @@ class Repository(ABC):
         one that is still alive raises `LeaseHeld`.
         """
         lease = {"owner": owner, "lease_expires_at": expires_at}
-        with storage_errors("running", self.database):
-            async with self.writing() as conn:
-                current = (
-                    await conn.execute(
-                        select(sessions.c.owner, sessions.c.lease_expires_at)
-                        .where(sessions.c.session_id == session_id)
-                        .with_for_update()
+
+        async def take(conn: AsyncConnection) -> None:
+            current = (
+                await conn.execute(
+                    select(sessions.c.owner, sessions.c.lease_expires_at)
+                    .where(sessions.c.session_id == session_id)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if current is not None and current.owner not in (None, owner):
+                if current.lease_expires_at >= now:
+                    raise LeaseHeld(
+                        f"session {session_id!r} is running under owner {current.owner!r} "
+                        f"until {current.lease_expires_at.isoformat()}"
                     )
-                ).one_or_none()
-                if current is not None and current.owner not in (None, owner):
-                    if current.lease_expires_at >= now:
-                        raise LeaseHeld(
-                            f"session {session_id!r} is running under owner {current.owner!r} "
-                            f"until {current.lease_expires_at.isoformat()}"
-                        )
-                    await self._interrupt(conn, session_id, ABANDONED, now)
-                await self._set_on_session(conn, session_id, lease, now)
+                await self._interrupt(conn, session_id, ABANDONED, now)
+            await self._set_on_session(conn, session_id, lease, now)
+
+        # Repeatable: a second run finds the lease its own and sets it again.
+        await self.write("running", take, repeatable=True)
 
     async def renew_lease(self, session_id: str, owner: str, expires_at: datetime) -> bool:
         """Extend the owner's lease; False if the owner no longer holds it."""
-        with storage_errors("running", self.database):
-            async with self.writing() as conn:
-                result = await conn.execute(
-                    update(sessions)
-                    .where(sessions.c.session_id == session_id, sessions.c.owner == owner)
-                    .values(lease_expires_at=expires_at)
-                )
-        return bool(result.rowcount)
+
+        async def renew(conn: AsyncConnection) -> bool:
+            result = await conn.execute(
+                update(sessions)
+                .where(sessions.c.session_id == session_id, sessions.c.owner == owner)
+                .values(lease_expires_at=expires_at)
+            )
+            return bool(result.rowcount)
+
+        return await self.write("running", renew, repeatable=True)
 
     async def end_lease(
         self, session_id: str, owner: str, reason: str | None, now: datetime
@@ -173,47 +230,54 @@ class Repository(ABC):
         if reason is not None:
             values |= {"interrupted_at": now, "interrupt_reason": reason}
         row = sessions.c.session_id == session_id
-        with storage_errors("running", self.database):
-            async with self.writing() as conn:
-                ended = await conn.execute(
-                    update(sessions).where(row, sessions.c.owner == owner).values(values)
-                )
-                if ended.rowcount:
-                    if reason is not None:
-                        await _add_history(conn, session_id, reason, now)
-                elif await conn.scalar(select(sessions.c.session_id).where(row)) is not None:
-                    return False  # another owner's now
-                elif reason is not None:
-                    await self._interrupt(conn, session_id, reason, now)
-        return True
+
+        async def end(conn: AsyncConnection) -> bool:
+            ended = await conn.execute(
+                update(sessions).where(row, sessions.c.owner == owner).values(values)
+            )
+            if ended.rowcount:
+                if reason is not None:
+                    await _add_history(conn, session_id, reason, now)
+            elif await conn.scalar(select(sessions.c.session_id).where(row)) is not None:
+                return False  # another owner's now
+            elif reason is not None:
+                await self._interrupt(conn, session_id, reason, now)
+            return True
+
+        # Not repeatable: a second run would find the lease gone and report it lost.
+        return await self.write("running", end, repeatable=False)
 
     async def recover_abandoned(self, now: datetime) -> list[InterruptedSession]:
         """Mark every session whose lease expired as interrupted; each is returned once only."""
-        with storage_errors("recover_abandoned", self.database):
-            async with self.writing() as conn:
-                # One UPDATE claims the rows: a concurrent caller waits for it, then finds
-                # their leases gone and claims nothing.
-                claimed = (
-                    await conn.execute(
-                        update(sessions)
-                        .where(sessions.c.lease_expires_at < now)
-                        .values(
-                            interrupted_at=now,
-                            interrupt_reason=ABANDONED,
-                            owner=None,
-                            lease_expires_at=None,
-                        )
-                        .returning(sessions.c.session_id, sessions.c.message_count)
+
+        async def recover(conn: AsyncConnection) -> list[tuple[str, int]]:
+            # One UPDATE claims the rows: a concurrent caller waits for it, then finds
+            # their leases gone and claims nothing.
+            claimed = (
+                await conn.execute(
+                    update(sessions)
+                    .where(sessions.c.lease_expires_at < now)
+                    .values(
+                        interrupted_at=now,
+                        interrupt_reason=ABANDONED,
+                        owner=None,
+                        lease_expires_at=None,
                     )
-                ).all()
-                if claimed:
-                    await conn.execute(
-                        insert(interruptions),
-                        [
-                            {"session_id": sid, "interrupted_at": now, "reason": ABANDONED}
-                            for sid, _ in claimed
-                        ],
-                    )
+                    .returning(sessions.c.session_id, sessions.c.message_count)
+                )
+            ).all()
+            if claimed:
+                await conn.execute(
+                    insert(interruptions),
+                    [
+                        {"session_id": sid, "interrupted_at": now, "reason": ABANDONED}
+                        for sid, _ in claimed
+                    ],
+                )
+            return [(sid, count) for sid, count in claimed]
+
+        # Not repeatable: a second run would claim nothing, and return nothing.
+        claimed = await self.write("recover_abandoned", recover, repeatable=False)
         return [
             InterruptedSession(
                 session_id=sid,
@@ -227,13 +291,14 @@ class Repository(ABC):
 
     async def delete(self, session_id: str, now: datetime) -> bool:
         """Delete the session and its messages; its interruption history stays, resolved."""
-        with storage_errors("delete_snapshot", self.database):
-            async with self.writing() as conn:
-                result = await conn.execute(
-                    delete(sessions).where(sessions.c.session_id == session_id)
-                )
-                await conn.execute(resolve_session(), {"session": session_id, "now": now})
-        return bool(result.rowcount)
+
+        async def remove(conn: AsyncConnection) -> bool:
+            result = await conn.execute(delete(sessions).where(sessions.c.session_id == session_id))
+            await conn.execute(resolve_session(), {"session": session_id, "now": now})
+            return bool(result.rowcount)
+
+        # Not repeatable: a second run would find nothing to delete, and say so.
+        return await self.write("delete_snapshot", remove, repeatable=False)
 
     async def list_interrupted(self, limit: int | None, now: datetime) -> list[InterruptedSession]:
         """Interrupted sessions, newest interruption first."""
@@ -249,9 +314,11 @@ class Repository(ABC):
             .order_by(sessions.c.interrupted_at.desc(), sessions.c.session_id.desc())
             .limit(limit)
         )
-        with storage_errors("list_interrupted_sessions", self.database):
-            async with self.reading() as conn:
-                rows = (await conn.execute(query)).all()
+
+        async def listing(conn: AsyncConnection) -> Sequence[Row[Any, Any, Any, Any]]:
+            return (await conn.execute(query)).all()
+
+        rows = await self.read("list_interrupted_sessions", listing)
         return [
             InterruptedSession(
                 session_id=session_id,
@@ -270,9 +337,11 @@ class Repository(ABC):
         )
         if session_id is not None:
             query = query.where(interruptions.c.session_id == session_id)
-        with storage_errors("interruptions", self.database):
-            async with self.reading() as conn:
-                rows = (await conn.execute(query.limit(limit))).all()
+
+        async def history(conn: AsyncConnection) -> Sequence[Row[Any]]:
+            return (await conn.execute(query.limit(limit))).all()
+
+        rows = await self.read("interruptions", history)
         return [
             Interruption(
                 row.id,
@@ -289,18 +358,29 @@ class Repository(ABC):
         self, since: datetime | None, operation: str | None
     ) -> list[RetrySummary]:
         """The retry history per operation and kind of error."""
-        with storage_errors("retry_summary", self.database):
-            async with self.reading() as conn:
-                rows = (await conn.execute(summary_query(since, operation))).all()
+
+        async def summarise(conn: AsyncConnection) -> Sequence[Row[Any]]:
+            rows: Sequence[Row[Any]] = (await conn.execute(summary_query(since, operation))).all()
+            return rows
+
+        rows = await self.read("retry_summary", summarise)
         return [summary(row) for row in rows]
 
 
 async def _add_history(
     conn: AsyncConnection, session_id: str, reason: str | None, now: datetime
 ) -> None:
-    """Add the ``interruptions`` row of an interruption at `now`."""
+    """Add the ``interruptions`` row of an interruption at `now`, unless it is there already
+    (the operation ran again after losing its connection while committing)."""
+    i = interruptions.c
+    at = bindparam("at", now, type_=i.interrupted_at.type)
+    row = select(
+        bindparam("session", session_id, type_=i.session_id.type),
+        at,
+        bindparam("reason", reason, type_=i.reason.type),
+    ).where(~exists().where(i.session_id == session_id, i.interrupted_at == at))
     await conn.execute(
-        insert(interruptions).values(session_id=session_id, interrupted_at=now, reason=reason)
+        insert(interruptions).from_select([i.session_id, i.interrupted_at, i.reason], row)
     )
 
 

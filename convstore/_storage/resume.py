@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import asdict
 from datetime import datetime
@@ -14,7 +15,6 @@ from convstore._conversation.formats import shape
 from convstore._conversation.repair import repair
 from convstore._conversation.window import Window, stored_window
 from convstore._records import Repair, Snapshot
-from convstore._storage.errors import storage_errors
 from convstore._storage.repository import Repository
 from convstore._storage.rows import role_of
 from convstore._storage.schema import interruptions, messages, sessions
@@ -29,40 +29,48 @@ async def resume(
     The repaired conversation is written back, and any interruption ended with the repairs
     recorded in its history row, in one transaction; None if the session is unknown.
     """
+    # Not repeatable: run again after its commit, it would find nothing left to repair.
+    return await repository.write(
+        "resume",
+        functools.partial(_resume, session_id=session_id, pending=pending, now=now),
+        repeatable=False,
+    )
+
+
+async def _resume(
+    conn: AsyncConnection, *, session_id: str, pending: Collection[str], now: datetime
+) -> Snapshot | None:
+    """`resume`, in the transaction of `conn`."""
     s = sessions.c
-    with storage_errors("resume", repository.database):
-        async with repository.writing() as conn:
-            row = (
-                await conn.execute(
-                    select(s.message_count, s.saved_at, s.extra, s.interrupted_at)
-                    .where(s.session_id == session_id)
-                    .with_for_update()
-                )
-            ).one_or_none()
-            if row is None:
-                return None
-            stored = (
-                await conn.execute(
-                    select(messages.c.seq, messages.c.body)
-                    .where(messages.c.session_id == session_id)
-                    .order_by(messages.c.seq)
-                )
-            ).all()
-            repaired, repairs = repair([body for _, body in stored], pending=pending)
-            count, saved_at = row.message_count, row.saved_at
-            written: dict[str, Any] = {}
-            if repairs:
-                count += len(repaired) - len(stored)
-                window = await _replace(
-                    conn, session_id, [seq for seq, _ in stored], repaired, count
-                )
-                saved_at, written = now, {"message_shapes": window.to_json()}
-            await conn.execute(
-                update(sessions)
-                .where(s.session_id == session_id)
-                .values(message_count=count, saved_at=saved_at, **CLEAR_MARKER, **written)
-            )
-            await _end_interruption(conn, session_id, repairs, now)
+    row = (
+        await conn.execute(
+            select(s.message_count, s.saved_at, s.extra, s.interrupted_at)
+            .where(s.session_id == session_id)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    stored = (
+        await conn.execute(
+            select(messages.c.seq, messages.c.body)
+            .where(messages.c.session_id == session_id)
+            .order_by(messages.c.seq)
+        )
+    ).all()
+    repaired, repairs = repair([body for _, body in stored], pending=pending)
+    count, saved_at = row.message_count, row.saved_at
+    written: dict[str, Any] = {}
+    if repairs:
+        count += len(repaired) - len(stored)
+        window = await _replace(conn, session_id, [seq for seq, _ in stored], repaired, count)
+        saved_at, written = now, {"message_shapes": window.to_json()}
+    await conn.execute(
+        update(sessions)
+        .where(s.session_id == session_id)
+        .values(message_count=count, saved_at=saved_at, **CLEAR_MARKER, **written)
+    )
+    await _end_interruption(conn, session_id, repairs, now)
     return Snapshot(
         session_id=session_id,
         messages=repaired,

@@ -7,10 +7,15 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from convstore._storage.reconnect import Progress
+
 
 @asynccontextmanager
-async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection in a write transaction, committed when the block ends without error.
+async def write_transaction(
+    engine: AsyncEngine, progress: Progress | None = None
+) -> AsyncIterator[AsyncConnection]:
+    """A connection in a write transaction, committed when the block ends without error; the
+    commit is noted in `progress`, if given.
 
     On SQLite the transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock at once,
     so it never has to upgrade a read lock later (which fails at once when another writer holds
@@ -23,4 +28,6 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
         else:
             await conn.begin()
         yield conn
+        if progress is not None:
+            progress.committing = True
         await conn.commit()

@@ -23,6 +23,7 @@ from sqlalchemy.pool import StaticPool
 from convstore._records import Attempt, Snapshot
 from convstore._storage.connections import Connections
 from convstore._storage.errors import storage_errors
+from convstore._storage.reconnect import Progress
 from convstore._storage.repository import Repository
 from convstore._storage.sqlite import operations
 from convstore._storage.sqlite.group_commit import GroupCommitWriter
@@ -72,6 +73,9 @@ class SQLiteRepository(Repository):
                 raise
             return result
 
+    async def forget_connections(self) -> None:
+        pass  # a file's connections are not lost (`reconnect_window_s` is 0, so never called)
+
     async def close(self) -> None:
         await self._writer.close()
         await self._connections.close()
@@ -111,8 +115,8 @@ class SQLiteRepository(Repository):
             await self._writer.write(operations.record_attempt(attempt))
 
     @asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncConnection]:
-        async with self._write_lock, write_transaction(self.engine) as conn:
+    async def writing(self, progress: Progress | None = None) -> AsyncIterator[AsyncConnection]:
+        async with self._write_lock, write_transaction(self.engine, progress) as conn:
             yield conn
 
     @asynccontextmanager
