@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,6 +35,10 @@ class ConversationRecovery:
         self._stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Store] = (
             weakref.WeakKeyDictionary()
         )
+        # For each store, what closes it when its loop shuts down (see `_closed_at_shutdown`).
+        self._closers: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncGenerator[None, None]
+        ] = weakref.WeakKeyDictionary()
 
     async def _store(self) -> Store:
         loop = asyncio.get_running_loop()
@@ -42,6 +46,8 @@ class ConversationRecovery:
         if store is None:
             store = await connect(self.url, max_messages=self.max_messages)
             self._stores[loop] = store
+            self._closers[loop] = closer = _closed_at_shutdown(store)
+            await anext(closer)
         return store
 
     async def save_snapshot(
@@ -124,7 +130,25 @@ class ConversationRecovery:
         ]
 
     async def close(self) -> None:
-        """Close the connections this object opened on the running event loop."""
-        store = self._stores.pop(asyncio.get_running_loop(), None)
-        if store is not None:
+        """Close the connections this object opened on the running event loop.
+
+        Used as the original class was, without `close`, the connections are closed when the
+        loop shuts down through `asyncio.run` (or `loop.shutdown_asyncgens()`).
+        """
+        loop = asyncio.get_running_loop()
+        store = self._stores.pop(loop, None)
+        closer = self._closers.pop(loop, None)
+        if closer is not None:
+            await closer.aclose()
+        elif store is not None:
             await store.close()
+
+
+async def _closed_at_shutdown(store: Store) -> AsyncGenerator[None, None]:
+    """Close `store` when the generator is closed: started and left suspended, it is closed by
+    the loop's shutdown (`asyncio.run` closes every async generator still open on its loop,
+    in the loop), which is the one hook asyncio gives code that did not start the loop."""
+    try:
+        yield
+    finally:
+        await store.close()

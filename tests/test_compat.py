@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -155,3 +158,28 @@ async def test_the_cap_keeps_tool_exchanges_whole(recovery: ConversationRecovery
     assert len(kept) <= 100
     assert kept[0] == messages[0]
     assert convstore.check_conversation(kept) == []
+
+
+def test_used_without_close_it_leaves_no_connection_open(tmp_path: Path) -> None:
+    """Called from several `asyncio.run`s and never closed, as the original class was used, it
+    closes its connections as each loop shuts down: nothing is left for the garbage collector."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, gc
+        from convstore.compat import ConversationRecovery
+
+        recovery = ConversationRecovery({f"sqlite:///{tmp_path / 'c.db'}"!r})
+        for i in range(3):
+            asyncio.run(recovery.save_snapshot(f"s{{i}}", [{{"role": "user", "content": "hi"}}]))
+        gc.collect()
+        print(len(recovery.list_interrupted_sessions()))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "0", "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,16 @@ async def test_workers_starting_together_on_an_empty_database_all_come_up(
         assert versions == 1
     finally:
         await asyncio.gather(*(store.close() for store in stores))
+
+
+async def test_a_sqlite_too_old_for_returning_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python built against SQLite older than 3.35 (no RETURNING) gets a ConfigurationError
+    naming both versions, before any file is written."""
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    path = tmp_path / "app.db"
+    with pytest.raises(convstore.ConfigurationError, match=r"SQLite 3\.35\.0 or newer.*3\.34\.1"):
+        await convstore.connect(f"sqlite:///{path}")
+    assert not path.exists()

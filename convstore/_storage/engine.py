@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -136,10 +137,25 @@ def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
         if not single_use:
             options["poolclass"] = StaticPool
     elif url.get_backend_name() == "sqlite" and not url.query.get("uri"):
+        check_sqlite_version()  # before the file is made
         create_private_file(Path(url.database or "").expanduser())
     engine = create_async_engine(url, **options)
     configure_engine(engine)
     return engine
+
+
+#: The oldest SQLite convstore runs on: 3.35 brought RETURNING, which the hot paths use.
+MIN_SQLITE = (3, 35, 0)
+
+
+def check_sqlite_version() -> None:
+    """Raise ConfigurationError if the sqlite3 module's SQLite is older than `MIN_SQLITE`."""
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise ConfigurationError(
+            f"convstore needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (for RETURNING); "
+            f"this Python's sqlite3 module uses SQLite {sqlite3.sqlite_version}: use a Python "
+            "built against a newer SQLite, or PostgreSQL"
+        )
 
 
 def configure_engine(engine: AsyncEngine) -> None:
@@ -160,6 +176,7 @@ def configure_engine(engine: AsyncEngine) -> None:
             f"SQLite engines must use the aiosqlite driver, not {engine.dialect.driver!r}: "
             "create it from a 'sqlite+aiosqlite://' URL"
         )
+    check_sqlite_version()
     # At check-out rather than at connect, so that an engine handed to convstore after it opened
     # connections gets them set up too.
     if not event.contains(engine.sync_engine, "checkout", _set_up_sqlite):
