@@ -554,6 +554,27 @@ def test_import_json_twice_duplicates_nothing(cli: Cli, tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM messages").fetchone() == (102,)
 
 
+async def test_concurrent_imports_of_one_session_store_it_once(database_url: str) -> None:
+    """Two imports of the same files at once (two deploy hooks racing) store each session and
+    each interruption once, and neither fails."""
+    from convstore._cli.admin.importing import SnapshotFile, import_snapshot
+
+    saved = datetime(2026, 1, 1, tzinfo=UTC)
+    records = [
+        SnapshotFile(f"raced-{n}", saved, 1, [say("user", "hi")], {}, saved + timedelta(seconds=1))
+        for n in range(20)
+    ]
+    async with convstore.connect(database_url) as store:
+        for record in records:
+            outcomes = await asyncio.gather(
+                import_snapshot(store.engine, record, 100),
+                import_snapshot(store.engine, record, 100),
+            )
+            assert sorted(outcomes) == ["new", "unchanged"]
+        history = await store.interruptions()
+        assert sorted(h.session_id for h in history) == sorted(r.session_id for r in records)
+
+
 def test_import_json_takes_a_newer_file_and_keeps_a_newer_session(
     cli: Cli, database_url: str, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convstore import _validate
@@ -109,6 +109,11 @@ async def import_snapshot(
     """
     s, i = sessions.c, interruptions.c
     async with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            # Imports of one session take turns, even before it has a row to lock: two runs at
+            # once would otherwise both find it missing, or both miss each other's interruption.
+            key = func.hashtextextended(literal(f"convstore import {record.session_id}"), 0)
+            await conn.execute(select(func.pg_advisory_xact_lock(key)))
         stored = (
             await conn.execute(
                 select(s.saved_at).where(s.session_id == record.session_id).with_for_update()
