@@ -67,7 +67,8 @@ async def test_files_that_are_not_sqlite_are_named_and_left_alone(
     with pytest.raises(convstore.PermanentStorageError, match="not a SQLite database") as info:
         await asyncio.wait_for(convstore.connect(f"sqlite:///{path}", migrate=migrate), PROMPTLY_S)
     assert str(path) in str(info.value)
-    assert isinstance(info.value.__cause__, Exception)
+    cause = info.value.__cause__
+    assert isinstance(getattr(cause, "orig", cause), sqlite3.DatabaseError)  # SQLite's own error
     assert path.read_bytes() == content
 
 
@@ -89,9 +90,11 @@ async def test_a_corrupt_database_is_named_when_read(tmp_path: Path) -> None:
 
 # -- read-only database files ---------------------------------------------------------------------
 
-# Run in a child process that cannot write the database file: it reports, as JSON, whether it
-# could open the file for writing and what each store operation returned or raised.
-READ_ONLY_CHILD = textwrap.dedent(
+# Run in a child process that cannot write the database file: it says it started (so that a
+# crash of its own is told apart from a wrapper that refused to run it), then reports, as JSON,
+# whether it could open the file for writing and what each store operation returned or raised.
+STARTED = "child started"
+READ_ONLY_CHILD = f"print({STARTED!r}, flush=True)\n" + textwrap.dedent(
     """
     import asyncio, json, sys
     import convstore
@@ -148,10 +151,11 @@ def run_unable_to_write(prefix: list[str], url: str, path: Path) -> dict[str, An
         )
     except FileNotFoundError as exc:
         pytest.skip(f"cannot take write access away here: {exc}")
-    if result.returncode == 97 or (result.returncode != 0 and not result.stdout):
+    if result.returncode == 97 or not result.stdout.startswith(STARTED):
+        # The mount, or the wrapper that drops the override, was refused: the child never ran.
         pytest.skip(f"cannot take write access away here: {result.stderr.strip()}")
-    assert result.returncode == 0, result.stderr
-    report: dict[str, Any] = json.loads(result.stdout)
+    assert result.returncode == 0, result.stderr  # the child itself failed
+    report: dict[str, Any] = json.loads(result.stdout.removeprefix(STARTED))
     if report["writable"]:
         pytest.skip("cannot take write access away here: the child could still write the file")
     return report
