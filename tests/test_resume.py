@@ -4,6 +4,7 @@ and `resume()` repairs what a crash left, writes it back and ends the interrupti
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,19 +18,23 @@ import convstore
 _ids = itertools.count()
 
 
+def _every_format_and_small_caps(test: Callable[..., Any]) -> Callable[..., Any]:
+    """A property test on both backends: a dozen examples, over the formats and caps of 2-12."""
+    return settings(
+        max_examples=12,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )(given(data=st.data(), fmt=st.sampled_from(FORMATS), cap=st.integers(2, 12))(test))
+
+
 def new_id() -> str:
     """A session id no other example of the test uses."""
     return f"conversation-{next(_ids)}"
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(data=st.data(), fmt=st.sampled_from(FORMATS), cap=st.integers(2, 12))
+@_every_format_and_small_caps
 async def test_stored_windows_are_the_planned_ones_and_resume_leaves_no_problem(
     database_url: str, data: st.DataObject, fmt: str, cap: int
 ) -> None:
@@ -57,14 +62,7 @@ async def test_stored_windows_are_the_planned_ones_and_resume_leaves_no_problem(
             assert convstore.check_conversation(resumed.messages) == []
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(data=st.data(), fmt=st.sampled_from(FORMATS), cap=st.integers(2, 12))
+@_every_format_and_small_caps
 async def test_appends_after_a_save_keep_the_planned_window(
     database_url: str, data: st.DataObject, fmt: str, cap: int
 ) -> None:

@@ -21,7 +21,7 @@ from convstore._conversation.window import Plan
 from convstore._records import Attempt, Snapshot
 from convstore._storage import codec, reconnect, statements
 from convstore._storage.connections import Connections
-from convstore._storage.reconnect import Progress, reconnecting
+from convstore._storage.reconnect import Progress
 from convstore._storage.repository import Repository
 from convstore._storage.retry_history import attempt_values, insert_attempt
 from convstore._storage.rows import (
@@ -136,14 +136,7 @@ class PostgresRepository(Repository):
             async with self._connections.borrow(healthy_after=(asyncpg.PostgresError,)) as raw:
                 return await fn(raw.driver_connection, progress)
 
-        return await reconnecting(
-            action,
-            self.database,
-            attempt,
-            repeatable=repeatable,
-            window_s=self.reconnect_window_s,
-            on_lost=self.forget_connections,
-        )
+        return await self.reconnecting(action, attempt, repeatable=repeatable)
 
     async def close(self) -> None:
         await self._connections.close()

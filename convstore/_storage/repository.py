@@ -104,17 +104,12 @@ class Repository(ABC):
     async def forget_connections(self) -> None:
         """Drop the connections kept for later use, after one was lost (`reconnect`)."""
 
-    async def write(
-        self, action: str, work: Callable[[AsyncConnection], Awaitable[T]], *, repeatable: bool
+    async def reconnecting(
+        self, action: str, attempt: Callable[[Progress], Awaitable[T]], *, repeatable: bool
     ) -> T:
-        """Run `work` in a write transaction, again on a new connection if its connection is
-        lost before it could have committed (`reconnect`); `repeatable` if running it twice
-        stores what running it once does, so that it may run again even then."""
-
-        async def attempt(progress: Progress) -> T:
-            async with self.writing(progress) as conn:
-                return await work(conn)
-
+        """Run `attempt`, again on a new connection if its connection is lost before it could
+        have committed (`reconnect`); `repeatable` if running it twice stores what running it
+        once does, so that it may run again even then."""
         return await reconnecting(
             action,
             self.database,
@@ -124,21 +119,25 @@ class Repository(ABC):
             on_lost=self.forget_connections,
         )
 
+    async def write(
+        self, action: str, work: Callable[[AsyncConnection], Awaitable[T]], *, repeatable: bool
+    ) -> T:
+        """Run `work` in a write transaction, through `reconnecting`."""
+
+        async def attempt(progress: Progress) -> T:
+            async with self.writing(progress) as conn:
+                return await work(conn)
+
+        return await self.reconnecting(action, attempt, repeatable=repeatable)
+
     async def read(self, action: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run `work` on a connection for reading, again on a new one if it is lost."""
+        """Run `work` on a connection for reading, through `reconnecting`."""
 
         async def attempt(progress: Progress) -> T:
             async with self.reading() as conn:
                 return await work(conn)
 
-        return await reconnecting(
-            action,
-            self.database,
-            attempt,
-            repeatable=True,
-            window_s=self.reconnect_window_s,
-            on_lost=self.forget_connections,
-        )
+        return await self.reconnecting(action, attempt, repeatable=True)
 
     # -- shared --------------------------------------------------------------------------------
 
