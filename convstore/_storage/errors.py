@@ -58,19 +58,24 @@ _PG_PERMANENT = frozenset(
 )
 
 
-def _driver_errors() -> tuple[type[Exception], ...]:
-    """The exception classes of the database drivers that are installed."""
-    errors: list[type[Exception]] = [SQLAlchemyError, sqlite3.Error, OSError]
+def _asyncpg_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """asyncpg's errors, if it is installed: all of them, and those of a connection that is
+    gone or was left unusable (raised by the client, not sent by the server)."""
     try:
         import asyncpg
     except ImportError:  # PostgreSQL support is an optional extra
-        pass
-    else:
-        errors += [asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError]
-    return tuple(errors)
+        return (), ()
+    lost = (asyncpg.InterfaceError, asyncpg.InternalClientError)
+    return (asyncpg.PostgresError, *lost), lost
 
 
-_DRIVER_ERRORS = _driver_errors()
+_ASYNCPG_ERRORS, _ASYNCPG_LOST = _asyncpg_errors()
+_DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    SQLAlchemyError,
+    sqlite3.Error,
+    OSError,
+    *_ASYNCPG_ERRORS,
+)
 
 
 @contextmanager
@@ -94,9 +99,8 @@ def translate(action: str, database: str, exc: BaseException) -> StorageError:
 def native(exc: BaseException) -> BaseException:
     """The driver's own error behind a SQLAlchemy one (which wraps asyncpg's twice)."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
-        if isinstance(exc.__cause__, _DRIVER_ERRORS):
-            exc = exc.__cause__
+        wrapped = exc.orig.__cause__
+        return wrapped if isinstance(wrapped, _DRIVER_ERRORS) else exc.orig
     return exc
 
 
@@ -109,7 +113,7 @@ def connection_lost(exc: BaseException) -> bool:
     sqlstate = getattr(cause, "sqlstate", None)
     if isinstance(sqlstate, str):
         return sqlstate[:2] == "08" or sqlstate in ("57P01", "57P02", "57P03")
-    return isinstance(cause, ConnectionError) or _lost_connection(cause)
+    return isinstance(cause, (ConnectionError, *_ASYNCPG_LOST))
 
 
 def kind_of(cause: BaseException) -> type[StorageError]:
@@ -129,18 +133,9 @@ def kind_of(cause: BaseException) -> type[StorageError]:
         if sqlstate in _PG_PERMANENT or sqlstate[:2] in _PG_PERMANENT:
             return PermanentStorageError
         return StorageError
-    if isinstance(cause, TimeoutError | ConnectionError) or _lost_connection(cause):
+    if isinstance(cause, (TimeoutError, ConnectionError, *_ASYNCPG_LOST)):
         return TransientStorageError
     return StorageError
-
-
-def _lost_connection(cause: BaseException) -> bool:
-    """Whether asyncpg says that its connection is gone or was left unusable."""
-    try:
-        import asyncpg
-    except ImportError:
-        return False
-    return isinstance(cause, asyncpg.InterfaceError | asyncpg.InternalClientError)
 
 
 def _explain(cause: BaseException) -> str:

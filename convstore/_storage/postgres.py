@@ -111,7 +111,7 @@ class PostgresRepository(Repository):
         self._connections = Connections(engine, keep_connections, alive=_open)
 
     @property
-    def reconnect_window_s(self) -> float:  # type: ignore[override]
+    def reconnect_window_s(self) -> float:
         return reconnect.RECONNECT_WINDOW_S
 
     async def forget_connections(self) -> None:

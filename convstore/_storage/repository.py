@@ -85,9 +85,11 @@ class Repository(ABC):
     async def record_attempt(self, attempt: Attempt) -> None:
         """Insert one ``retry_events`` row."""
 
-    #: How long an operation keeps trying to reach the server after losing its connection
-    #: (`reconnect`); 0 where a lost connection is not something to wait out (SQLite).
-    reconnect_window_s = 0.0
+    @property
+    def reconnect_window_s(self) -> float:
+        """How long an operation keeps trying to reach the server after losing its connection
+        (`reconnect`); 0 where a lost connection is not something to wait out (SQLite)."""
+        return 0.0
 
     def writing(
         self, progress: Progress | None = None
