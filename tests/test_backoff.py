@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -80,21 +82,41 @@ def test_zero_delays_and_zero_retries_are_allowed() -> None:
 # --- The policy table -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("policy", "expected"),
-    [
-        (Policy.RATE_LIMIT, BackoffConfig(5000, 120000, 2.0, 0.1, 5)),
-        (Policy.TIMEOUT, BackoffConfig(500, 10000, 1.5, 0.1, 3)),
-        (Policy.CONNECTION, BackoffConfig(500, 10000, 1.5, 0.1, 3)),
-        (Policy.SERVER_DISCONNECTED, BackoffConfig(1000, 30000, 2.0, 0.1, 3)),
-        (Policy.SERVER_ERROR, BackoffConfig(2000, 30000, 2.0, 0.1, 3)),
-        (Policy.SERVICE_UNAVAILABLE, BackoffConfig(2000, 60000, 2.0, 0.1, 3)),
-        (Policy.GATEWAY, BackoffConfig(1000, 30000, 2.0, 0.1, 3)),
-    ],
-)
-def test_policies_keep_the_original_values(policy: Policy, expected: BackoffConfig) -> None:
-    """Each built-in policy has the base, multiplier, max and retries of the original module."""
-    assert POLICIES[policy] == expected
+#: The rows of the table in docs/retries.md that name each built-in policy.
+_DOCUMENTED_AS = {
+    Policy.RATE_LIMIT: "Rate limit / overloaded",
+    Policy.TIMEOUT: "Timeout",
+    Policy.CONNECTION: "Connection error",
+    Policy.SERVER_DISCONNECTED: "Server disconnected",
+    Policy.SERVER_ERROR: "Internal server error",
+    Policy.SERVICE_UNAVAILABLE: "Service unavailable",
+    Policy.GATEWAY: "Bad gateway / gateway timeout",
+}
+
+
+def _documented_backoffs() -> dict[str, BackoffConfig]:
+    """The backoff each row of the documentation's table gives, as written there."""
+    table = (Path(__file__).parent.parent / "docs" / "retries.md").read_text(encoding="utf-8")
+    times = "\N{MULTIPLICATION SIGN}"
+    pattern = re.compile(
+        rf"^\| ([^|]+) \|.*\| ([\d.]+) s, {times}([\d.]+), ([\d.]+) s, (\d+) \|$", re.MULTILINE
+    )
+    return {
+        name: BackoffConfig(
+            round(float(base) * 1000), round(float(top) * 1000), float(factor), 0.1, int(retries)
+        )
+        for name, base, factor, top, retries in pattern.findall(table)
+    }
+
+
+def test_every_policy_is_as_documented() -> None:
+    """Each built-in policy has the base, multiplier, maximum and retries the documentation's
+    table gives it (with 10% jitter), and the table documents every policy."""
+    documented = _documented_backoffs()
+    assert set(_DOCUMENTED_AS) == set(POLICIES)
+    assert {p: POLICIES[p] for p in POLICIES} == {
+        p: documented[_DOCUMENTED_AS[p]] for p in POLICIES
+    }
 
 
 def test_policy_table_is_read_only() -> None:
