@@ -24,7 +24,7 @@ from convstore import (
     RetryExecutor,
     retry,
 )
-from convstore._retry.backoff import POLICIES, BackoffConfig, Policy, compute_delay
+from convstore._retry.backoff import BackoffConfig
 from convstore._retry.redact import REDACTED
 from convstore.exceptions import InvalidArgument
 
@@ -733,7 +733,10 @@ def test_outcome_values_match_the_retry_events_column() -> None:
     assert isinstance(Outcome.SUCCESS, str)
 
 
-def test_policy_delays_used_by_the_executor_match_compute_delay() -> None:
-    """The executor's first rate-limit wait is compute_delay(0, rate-limit policy)."""
-    expected = compute_delay(0, POLICIES[Policy.RATE_LIMIT], rand=lambda: 0.5)
-    assert EXACT.compute_delay(0, POLICIES[Policy.RATE_LIMIT]) == expected == 5.0
+async def test_rate_limits_are_waited_out_as_their_policy_says() -> None:
+    """Three 429s without Retry-After: the executor waits 5, 10 and 20 s (the rate-limit
+    policy's base, doubled each time, jitter centred), then succeeds."""
+    sleep = FakeSleep()
+    executor = RetryExecutor(EXACT, sleep=sleep)
+    assert await executor.execute_with_retry(Flaky(*[RateLimitError() for _ in range(3)])) == "ok"
+    assert sleep.delays == [5.0, 10.0, 20.0]
