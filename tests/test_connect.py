@@ -122,3 +122,10 @@ async def test_a_sqlite_too_old_for_returning_is_named(
     with pytest.raises(convstore.ConfigurationError, match=r"SQLite 3\.35\.0 or newer.*3\.34\.1"):
         await convstore.connect(f"sqlite:///{path}")
     assert not path.exists()
+
+
+@pytest.mark.parametrize("bad", [-1, "15", None, float("nan")])
+async def test_a_bad_reconnect_window_is_refused(tmp_path: Path, bad: object) -> None:
+    """`reconnect_s` must be a number of seconds, 0 or more."""
+    with pytest.raises(convstore.InvalidArgument, match="reconnect_s"):
+        await convstore.connect(f"sqlite:///{tmp_path / 'app.db'}", reconnect_s=bad)  # type: ignore[arg-type]

@@ -28,7 +28,6 @@ from sqlalchemy.engine import make_url
 
 import convstore
 import convstore._storage.engine
-import convstore._storage.reconnect
 
 # A bound on how long any failure may take to surface; far above what each needs.
 PROMPTLY_S = 30
@@ -389,19 +388,20 @@ async def test_a_server_that_never_answers_times_out_naming_it(
 
 
 async def test_a_server_that_goes_down_is_waited_for_then_named(
-    postgres_url: str, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, proxy: Proxy
 ) -> None:
-    """A call while the server is down keeps trying to reach it for the reconnect window: it
-    succeeds if the server comes back within it, and raises TransientStorageError naming the
-    server if not. Once the server is back, calls work again."""
-    monkeypatch.setattr(convstore._storage.reconnect, "RECONNECT_WINDOW_S", 1.0)
-    async with convstore.connect(through(postgres_url, proxy.port)) as store:
-        await store.save_snapshot("s1", MESSAGES)
+    """A call while the server is down keeps trying to reach it for `reconnect_s`: it succeeds
+    if the server comes back within it, and raises TransientStorageError naming the server if
+    not. Once the server is back, calls work again."""
+    url = through(postgres_url, proxy.port)
+    async with convstore.connect(url, reconnect_s=1) as brief, convstore.connect(url) as patient:
+        await brief.save_snapshot("s1", MESSAGES)
+        await patient.restore_snapshot("s1")  # each store holds a connection now
         await proxy.stop()
         calls: list[Callable[[], Awaitable[object]]] = [
-            lambda: store.save_snapshot("s1", []),
-            lambda: store.restore_snapshot("s1"),
-            lambda: store.mark_interrupted("s1"),
+            lambda: brief.save_snapshot("s1", []),
+            lambda: brief.restore_snapshot("s1"),
+            lambda: brief.mark_interrupted("s1"),
         ]
         for call in calls:
             with pytest.raises(
@@ -409,13 +409,12 @@ async def test_a_server_that_goes_down_is_waited_for_then_named(
             ) as info:
                 await asyncio.wait_for(call(), PROMPTLY_S)
             assert info.value.__cause__ is not None
-        monkeypatch.setattr(convstore._storage.reconnect, "RECONNECT_WINDOW_S", 15.0)
-        waiting = asyncio.ensure_future(store.save_snapshot("s1", [*MESSAGES, {"content": "x"}]))
+        waiting = asyncio.ensure_future(patient.save_snapshot("s1", [*MESSAGES, {"content": "x"}]))
         await asyncio.sleep(0.5)
         assert not waiting.done()
         await proxy.start()
         await asyncio.wait_for(waiting, PROMPTLY_S)
-        snap = await store.restore_snapshot("s1")
+        snap = await brief.restore_snapshot("s1")
         assert snap is not None
         assert snap.messages == [*MESSAGES, {"content": "x"}]
 

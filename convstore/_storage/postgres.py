@@ -19,7 +19,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from convstore._conversation.window import Plan
 from convstore._records import Attempt, Snapshot
-from convstore._storage import codec, reconnect, statements
+from convstore._storage import codec, statements
 from convstore._storage.connections import Connections
 from convstore._storage.reconnect import Progress
 from convstore._storage.repository import Repository
@@ -106,13 +106,16 @@ _INSERT_ATTEMPT = compiled(insert_attempt(), "postgresql")
 class PostgresRepository(Repository):
     """PostgreSQL through asyncpg: concurrent writers, serialised per session by its row lock."""
 
-    def __init__(self, engine: AsyncEngine, database: str, *, keep_connections: int) -> None:
+    def __init__(
+        self, engine: AsyncEngine, database: str, *, keep_connections: int, reconnect_s: float
+    ) -> None:
         super().__init__(engine, database)
         self._connections = Connections(engine, keep_connections, alive=_open)
+        self._reconnect_s = reconnect_s
 
     @property
     def reconnect_window_s(self) -> float:
-        return reconnect.RECONNECT_WINDOW_S
+        return self._reconnect_s
 
     async def forget_connections(self) -> None:
         # The pool checks its own idle connections as it hands them out (`pool_pre_ping`).

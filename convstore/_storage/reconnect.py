@@ -2,7 +2,7 @@
 backend.
 
 An operation whose connection is found gone before its transaction could have committed is run
-again on a new connection, for up to `RECONNECT_WINDOW_S`, waiting a little longer each time
+again on a new connection, for up to the store's ``reconnect_s``, waiting a little longer each time
 while the server cannot be reached. One whose connection was lost while it was being committed
 is run again only if running it twice stores the same thing (a save, a read); otherwise it raises
 `CommitUnknown`, since it may or may not be stored.
@@ -24,8 +24,6 @@ logger = logging.getLogger("convstore")
 
 T = TypeVar("T")
 
-#: How long an operation keeps trying to reach the server again after losing its connection.
-RECONNECT_WINDOW_S = 15.0
 #: The waits between tries: none after the first loss (the other pooled connections may be
 #: dead too, but a new one may well work at once), then doubling up to the last.
 _FIRST_WAIT_S, _LAST_WAIT_S = 0.05, 1.0

@@ -32,6 +32,7 @@ from convstore._storage.types import utcnow
 from convstore.exceptions import InvalidArgument, PermanentStorageError, StorageError
 
 DEFAULT_MAX_MESSAGES = 100
+DEFAULT_RECONNECT_S = 15.0
 DEFAULT_LEASE_S = 30.0
 
 
@@ -209,10 +210,13 @@ class Store:
 class _Connecting:
     """What `connect` returns: await it, or use it as ``async with``."""
 
-    def __init__(self, url: str | URL | AsyncEngine, max_messages: int, migrate: bool) -> None:
+    def __init__(
+        self, url: str | URL | AsyncEngine, max_messages: int, migrate: bool, reconnect_s: float
+    ) -> None:
         self._url = url
         self._max_messages = _validate.max_messages(max_messages)
         self._migrate = migrate
+        self._reconnect_s = _validate.real_number("reconnect_s", reconnect_s, minimum=0.0)
         self._store: Store | None = None
 
     def __await__(self) -> Generator[Any, None, Store]:
@@ -264,7 +268,9 @@ class _Connecting:
             # asyncpg is an optional extra
             from convstore._storage.postgres import PostgresRepository
 
-            repository = PostgresRepository(engine, database, keep_connections=keep)
+            repository = PostgresRepository(
+                engine, database, keep_connections=keep, reconnect_s=self._reconnect_s
+            )
         else:
             repository = SQLiteRepository(engine, database, keep_connections=keep)
         return Store(repository, max_messages=self._max_messages, owns_engine=owns_engine)
@@ -275,6 +281,7 @@ def connect(
     *,
     max_messages: int = DEFAULT_MAX_MESSAGES,
     migrate: bool = True,
+    reconnect_s: float = DEFAULT_RECONNECT_S,
 ) -> _Connecting:
     """Open a store on a database URL or engine; await the result or use it with ``async with``.
 
@@ -282,5 +289,8 @@ def connect(
     ``postgresql://user@host/db`` (asyncpg, from the ``postgres`` extra) or an `AsyncEngine`,
     which the store uses but does not dispose of. With `migrate`, an empty or older
     database is upgraded to the newest schema; without, such a database raises `SchemaError`.
+
+    On PostgreSQL, an operation whose connection is lost (a restart, a failover) keeps trying
+    on new connections for up to `reconnect_s` seconds (0: never); see the PostgreSQL page.
     """
-    return _Connecting(url, max_messages, migrate)
+    return _Connecting(url, max_messages, migrate, reconnect_s)
