@@ -45,25 +45,6 @@ async def test_unusable_urls_raise_configuration_error(url: str, fragment: str) 
         await convstore.connect(url)
 
 
-async def test_missing_directory_is_named(tmp_path: Path) -> None:
-    """A SQLite path in a directory that does not exist raises an error naming the directory."""
-    missing = tmp_path / "no" / "such"
-    with pytest.raises(convstore.ConfigurationError, match="does not exist") as info:
-        await convstore.connect(f"sqlite:///{missing / 'app.db'}")
-    assert str(missing) in str(info.value)
-    assert not missing.exists()
-
-
-async def test_a_file_that_is_not_sqlite_is_named(tmp_path: Path) -> None:
-    """Opening a file that is not a SQLite database raises StorageError saying so."""
-    path = tmp_path / "notes.txt"
-    path.write_bytes(b"these are not the pages you are looking for\n" * 200)
-    with pytest.raises(convstore.PermanentStorageError, match="not a SQLite database") as info:
-        await convstore.connect(f"sqlite:///{path}")
-    assert info.value.__cause__ is not None
-    assert path.read_bytes().startswith(b"these are not")
-
-
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+asyncpg"])
 async def test_postgresql_url_forms(postgres_url: str, scheme: str) -> None:
     """``postgresql://``, ``postgres://`` and ``postgresql+asyncpg://`` all open asyncpg stores."""
