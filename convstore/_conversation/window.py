@@ -71,10 +71,7 @@ class Window:
 
     @classmethod
     def from_json(cls, document: Any) -> Window:
-        """The window a freshly parsed `to_json` document describes, taking over its lists; a
-        new one for None (no messages yet)."""
-        if not document:
-            return cls()
+        """The window a freshly parsed `to_json` document describes, taking over its lists."""
         kind = document["format"]
         return cls(
             format=None if kind is None else Format(kind),

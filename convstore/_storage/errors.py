@@ -34,19 +34,21 @@ _SQLITE_PERMANENT = frozenset({3, 8, 10, 11, 13, 14, 23, 26})
 # PERM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, AUTH, NOTADB
 
 # PostgreSQL's SQLSTATEs: a whole class by its first two characters, or one code.
-_PG_TRANSIENT = frozenset(
+_PG_LOST = frozenset(
     {
         "08",  # connection exception
-        "40001",  # serialization failure
-        "40P01",  # deadlock detected
-        "53300",  # too many connections
-        "55P03",  # lock not available
-        "57014",  # query cancelled (a statement timeout)
         "57P01",  # admin shutdown: the server is stopping or the backend was terminated
         "57P02",  # crash shutdown
         "57P03",  # cannot connect now: the server is starting up
     }
 )
+_PG_TRANSIENT = _PG_LOST | {
+    "40001",  # serialization failure
+    "40P01",  # deadlock detected
+    "53300",  # too many connections
+    "55P03",  # lock not available
+    "57014",  # query cancelled (a statement timeout)
+}
 _PG_PERMANENT = frozenset(
     {
         "28",  # invalid authorisation
@@ -112,7 +114,7 @@ def connection_lost(exc: BaseException) -> bool:
     cause = native(exc)
     sqlstate = getattr(cause, "sqlstate", None)
     if isinstance(sqlstate, str):
-        return sqlstate[:2] == "08" or sqlstate in ("57P01", "57P02", "57P03")
+        return _among(sqlstate, _PG_LOST)
     return isinstance(cause, (ConnectionError, *_ASYNCPG_LOST))
 
 
@@ -128,14 +130,19 @@ def kind_of(cause: BaseException) -> type[StorageError]:
         return StorageError
     sqlstate = getattr(cause, "sqlstate", None)
     if isinstance(sqlstate, str):
-        if sqlstate in _PG_TRANSIENT or sqlstate[:2] in _PG_TRANSIENT:
+        if _among(sqlstate, _PG_TRANSIENT):
             return TransientStorageError
-        if sqlstate in _PG_PERMANENT or sqlstate[:2] in _PG_PERMANENT:
+        if _among(sqlstate, _PG_PERMANENT):
             return PermanentStorageError
         return StorageError
-    if isinstance(cause, (TimeoutError, ConnectionError, *_ASYNCPG_LOST)):
+    if isinstance(cause, TimeoutError) or connection_lost(cause):
         return TransientStorageError
     return StorageError
+
+
+def _among(sqlstate: str, codes: frozenset[str]) -> bool:
+    """Whether the SQLSTATE is one of `codes`, or of a class (its first two characters) there."""
+    return sqlstate in codes or sqlstate[:2] in codes
 
 
 def _explain(cause: BaseException) -> str:
