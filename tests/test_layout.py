@@ -132,3 +132,17 @@ def test_modules_and_functions_stay_small(module: str) -> None:
         if node.end_lineno is not None and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     }
     assert not long
+
+
+#: The agent frameworks, which only their integration modules may import.
+FRAMEWORKS = ("agents", "openai", "langgraph", "langchain_core", "pydantic_ai", "pydantic")
+
+
+def test_only_the_integrations_import_a_framework() -> None:
+    """Storage, retries, conversations and the command line never import an agent framework."""
+    direct = {
+        module
+        for module in MODULES
+        if any(name.split(".")[0] in FRAMEWORKS for name in imports(module))
+    }
+    assert {m for m in direct if not m.startswith("convstore.integrations.")} == set()
