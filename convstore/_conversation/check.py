@@ -43,7 +43,8 @@ def check_conversation(
     conversation = conversation_format(shapes)
     found: list[Problem] = []
     first = next((i for i, s in enumerate(shapes) if not s.instructions), None)
-    if first is not None and not may_open(shapes[first], conversation):
+    opened = any(s.opens for s in shapes[:first])
+    if first is not None and not opened and not may_open(shapes[first], conversation):
         found.append(Problem("bad_start", first, None))
     called: dict[str, int] = {}
     answered: set[str] = set()

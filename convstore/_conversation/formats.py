@@ -50,9 +50,12 @@ class Shape(NamedTuple):
     calls: tuple[str, ...] = ()
     #: The ids of the calls the message holds results of.
     results: tuple[str, ...] = ()
-    #: Whether the message holds instructions only (system, developer, a pydantic-ai request of
-    #: system prompts): pinned when it leads the conversation.
+    #: Whether the message holds instructions (system, developer, a pydantic-ai request that
+    #: opens with system prompts): pinned when it leads the conversation.
     instructions: bool = False
+    #: Whether instructions come with a turn that opens the conversation (pydantic-ai's first
+    #: request: system prompts, then the user prompt), so any message may follow them.
+    opens: bool = False
 
 
 PLAIN = Shape(None, None)
@@ -179,8 +182,13 @@ def _pydantic_ai(message: Mapping[str, Any], parts: list[Any]) -> Shape:
             or (part.get("part_kind") == "retry-prompt" and part.get("tool_name") is not None)
         )
     )
-    instructions = bool(parts) and all(part.get("part_kind") == "system-prompt" for part in parts)
-    return Shape(Format.PYDANTIC_AI, "request", results=results, instructions=instructions)
+    # pydantic-ai sends its system prompts in the run's first request, ahead of the user prompt,
+    # and never again once there is a history: that request is pinned whole, or they are lost.
+    instructions = bool(parts) and not results and parts[0].get("part_kind") == "system-prompt"
+    opens = instructions and any(part.get("part_kind") != "system-prompt" for part in parts)
+    return Shape(
+        Format.PYDANTIC_AI, "request", results=results, instructions=instructions, opens=opens
+    )
 
 
 def may_open(shape: Shape, conversation: Format | None) -> bool:

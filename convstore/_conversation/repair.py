@@ -43,6 +43,8 @@ def _drop_bad_start(
         first = next((k for k, row in enumerate(rows) if not row[2].instructions), None)
         if first is None or may_open(rows[first][2], conversation):
             return
+        if any(row[2].opens for row in rows[:first]):
+            return  # the instructions came with the turn that opens the conversation
         position, message, current = rows[first]
         if not current.results:
             repairs.append(Repair("dropped_message", None, position))
@@ -129,19 +131,23 @@ def _add_results(
         ]
         _into_next(rows, k, "user", _anthropic_with(blocks), {"role": "user", "content": blocks})
     elif conversation is Format.PYDANTIC_AI:
-        names = {
-            p.get("tool_call_id"): p.get("tool_name")
+        called = {
+            p.get("tool_call_id"): p
             for p in message["parts"]
-            if isinstance(p, Mapping)
+            if isinstance(p, Mapping) and p.get("part_kind") == "tool-call"
         }
         now = datetime.now(UTC).isoformat()
         parts = [
             {
                 "part_kind": "tool-return",
-                "tool_name": names.get(c),
+                "tool_name": called[c].get("tool_name"),
                 "tool_call_id": c,
                 "content": INTERRUPTED,
                 "timestamp": now,
+                # pydantic-ai's own word for a result a crash left unknown (2.x; older versions
+                # ignore the fields); the kind keeps a typed call's return of its type.
+                "outcome": "interrupted",
+                "tool_kind": called[c].get("tool_kind"),
             }
             for c in missing
         ]
