@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -129,7 +130,49 @@ class RetryEventRow(Base):
     __table_args__ = (Index("ix_retry_events_operation_created_at", "operation", "created_at"),)
 
 
+class CheckpointRow(Base):
+    """One LangGraph checkpoint of a thread (a session) in one namespace, serialised whole."""
+
+    __tablename__ = "langgraph_checkpoints"
+
+    thread_id: Mapped[str] = mapped_column(
+        String(SESSION_ID_MAX_LENGTH),
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    checkpoint_ns: Mapped[str] = mapped_column(Text, primary_key=True)
+    checkpoint_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    parent_checkpoint_id: Mapped[str | None] = mapped_column(Text)
+    #: The serializer's name for how `checkpoint` is encoded ("msgpack" for LangGraph's own).
+    type: Mapped[str | None] = mapped_column(Text)
+    checkpoint: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The checkpoint's metadata, which `list(filter=...)` queries.
+    checkpoint_metadata: Mapped[Any] = mapped_column("metadata", JSONDocument())
+
+
+class CheckpointWriteRow(Base):
+    """One pending write a task made after a checkpoint, kept until that checkpoint is."""
+
+    __tablename__ = "langgraph_writes"
+
+    thread_id: Mapped[str] = mapped_column(
+        String(SESSION_ID_MAX_LENGTH),
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    checkpoint_ns: Mapped[str] = mapped_column(Text, primary_key=True)
+    checkpoint_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    task_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(Text)
+    type: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    task_path: Mapped[str] = mapped_column(Text)
+
+
 sessions = Base.metadata.tables["sessions"]
 messages = Base.metadata.tables["messages"]
 interruptions = Base.metadata.tables["interruptions"]
 retry_events = Base.metadata.tables["retry_events"]
+langgraph_checkpoints = Base.metadata.tables["langgraph_checkpoints"]
+langgraph_writes = Base.metadata.tables["langgraph_writes"]
