@@ -22,6 +22,7 @@ from convstore._retry.evidence import Evidence
 from convstore._retry.executor import RetryExecutor, retry
 from convstore._retry.hooks import AttemptHook, AttemptRecorder, OnRetry, Sleep
 from convstore._retry.rules import ErrorRule
+from convstore._retry.testing import is_testing, set_testing
 from convstore._storage.lease import Lease
 from convstore._storage.store import Store, connect
 from convstore.exceptions import (
@@ -72,5 +73,7 @@ __all__ = [
     "TransientStorageError",
     "check_conversation",
     "connect",
+    "is_testing",
     "retry",
+    "set_testing",
 ]

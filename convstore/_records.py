@@ -70,8 +70,9 @@ class Attempt:
     delay_s: float | None
     #: What the server's Retry-After asked for, in seconds.
     retry_after_s: float | None
-    #: This attempt's own duration (``time.monotonic``), not counting waits before it.
-    elapsed_s: float
+    #: This attempt's own duration (``time.monotonic``), not counting waits before it; None when
+    #: the retry library that made the attempt does not say when it began (stamina's first).
+    elapsed_s: float | None
     #: When the attempt ended, timezone-aware UTC.
     created_at: datetime
 

@@ -13,6 +13,8 @@ INTEGRATIONS = {
     "openai_agents": ("openai-agents", ["agents", "openai"]),
     "langgraph": ("langgraph", ["langgraph", "langchain_core"]),
     "pydantic_ai": ("pydantic-ai", ["pydantic_ai", "pydantic"]),
+    "tenacity": ("tenacity", ["tenacity"]),
+    "stamina": ("stamina", ["stamina"]),
 }
 FRAMEWORKS = sorted({package for _, packages in INTEGRATIONS.values() for package in packages})
 
@@ -35,9 +37,9 @@ def test_import_convstore_imports_no_framework() -> None:
 
 @pytest.mark.parametrize("module", sorted(INTEGRATIONS))
 def test_a_missing_framework_names_the_extra_that_installs_it(module: str) -> None:
-    """With its framework unimportable, the integration raises ConfigurationError naming the extra."""
+    """With its framework unimportable, an integration raises ConfigurationError naming it."""
     extra, packages = INTEGRATIONS[module]
-    blocked = {package: None for package in packages}
+    blocked = dict.fromkeys(packages)
     result = python(
         "import sys\n"
         f"sys.modules.update({blocked!r})\n"

@@ -134,8 +134,11 @@ def test_modules_and_functions_stay_small(module: str) -> None:
     assert not long
 
 
-#: The agent frameworks, which only their integration modules may import.
-FRAMEWORKS = ("agents", "openai", "langgraph", "langchain_core", "pydantic_ai", "pydantic")
+#: The agent frameworks, retry libraries and SDKs, which only integration modules may import.
+FRAMEWORKS = (
+    *("agents", "openai", "langgraph", "langchain_core", "pydantic_ai", "pydantic"),
+    *("tenacity", "stamina", "anthropic", "google"),
+)
 
 
 def test_only_the_integrations_import_a_framework() -> None:

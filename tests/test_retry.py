@@ -141,7 +141,7 @@ async def test_fail_fail_succeed_is_three_rows() -> None:
     assert [r.error_message for r in rows] == [None, "slow", None]
     assert all(r.session_id == "s-1" for r in rows)
     assert all(r.operation == f"{__name__}.Flaky" for r in rows)
-    assert all(r.elapsed_s >= 0 for r in rows)
+    assert all(r.elapsed_s is not None and r.elapsed_s >= 0 for r in rows)
     assert all(before <= r.created_at <= datetime.now(UTC) for r in rows)
     assert all(r.created_at.tzinfo is UTC for r in rows)
     assert [r.created_at for r in rows] == sorted(r.created_at for r in rows)

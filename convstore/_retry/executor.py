@@ -12,17 +12,13 @@ import functools
 import inspect
 import logging
 import time
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from convstore import _validate
-from convstore._records import Attempt, ErrorType, Outcome
-from convstore._retry.classifier import ErrorClassifier, Explanation
-from convstore._retry.evidence import qualified_name
+from convstore._records import Attempt, Outcome
+from convstore._retry.attempts import Call, decide, emit, operation_name
+from convstore._retry.classifier import ErrorClassifier
 from convstore._retry.hooks import AttemptHook, AttemptRecorder, OnRetry, Sleep
-from convstore._retry.redact import redact
 from convstore.exceptions import InvalidArgument
 
 if TYPE_CHECKING:
@@ -35,56 +31,6 @@ logger = logging.getLogger("convstore")
 
 #: The longest server-requested wait convstore will sit through (5 minutes); see `RetryExecutor`.
 DEFAULT_MAX_RETRY_AFTER_S = 300.0
-
-_OUTCOME_OF: dict[ErrorType, Outcome] = {
-    ErrorType.NON_RETRYABLE: Outcome.NON_RETRYABLE,
-    ErrorType.DEGRADED: Outcome.DEGRADED,
-    ErrorType.FATAL: Outcome.FATAL,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """What the executor decided about one failed attempt."""
-
-    outcome: Outcome
-    explanation: Explanation
-    delay_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """One call through the executor: what every one of its attempts' rows shares."""
-
-    call_id: str
-    session_id: str | None
-    operation: str
-
-    def attempt(
-        self,
-        number: int,
-        outcome: Outcome,
-        elapsed_s: float,
-        error: BaseException | None = None,
-        explanation: Explanation | None = None,
-        delay_s: float | None = None,
-    ) -> Attempt:
-        """The row of attempt `number` (1-based), which ended with `outcome`."""
-        return Attempt(
-            call_id=self.call_id,
-            session_id=self.session_id,
-            operation=self.operation,
-            attempt=number,
-            outcome=outcome,
-            error_type=None if explanation is None else explanation.error_type,
-            error_class=None if error is None else qualified_name(type(error)),
-            error_message=None if error is None else _error_message(error),
-            status_code=None if explanation is None else explanation.status_code,
-            delay_s=delay_s,
-            retry_after_s=None if explanation is None else explanation.retry_after_s,
-            elapsed_s=elapsed_s,
-            created_at=datetime.now(UTC),
-        )
 
 
 class RetryExecutor:
@@ -185,7 +131,7 @@ class RetryExecutor:
     ) -> Any:
         """Run the attempt loop; the body of `execute_with_retry` and of `retry`'s wrapper."""
         max_retries = _validate.optional_whole_number("max_retries", max_retries, minimum=0)
-        call = _Call(uuid.uuid4().hex, self.session_id, self.operation or _operation_name(fn))
+        call = Call.new(self.session_id, self.operation or operation_name(fn))
         index = 0  # 0-based number of the current attempt
         while True:
             started = time.monotonic()
@@ -199,7 +145,7 @@ class RetryExecutor:
                 raise
             except Exception as exc:
                 elapsed = time.monotonic() - started
-                failure = self._decide(exc, index, max_retries)
+                failure = decide(self.classifier, exc, index, max_retries, self.max_retry_after_s)
                 row = call.attempt(
                     index + 1, failure.outcome, elapsed, exc, failure.explanation, failure.delay_s
                 )
@@ -217,7 +163,7 @@ class RetryExecutor:
             index += 1
 
     async def _wait(
-        self, call: _Call, index: int, error: Exception, delay: float, on_retry: OnRetry | None
+        self, call: Call, index: int, error: Exception, delay: float, on_retry: OnRetry | None
     ) -> None:
         """Call `on_retry` and sleep before attempt ``index + 2``; a cancellation is recorded."""
         waiting_since = time.monotonic()
@@ -231,44 +177,9 @@ class RetryExecutor:
             await self._emit(call.attempt(index + 2, Outcome.CANCELLED, waited, exc))
             raise
 
-    def _decide(self, error: Exception, index: int, max_retries: int | None) -> _Failure:
-        """Classify a failed attempt and choose: retry after some delay, give up, or raise now."""
-        explanation = self.classifier.explain(error)
-        if explanation.error_type is not ErrorType.RETRYABLE:
-            return _Failure(_OUTCOME_OF[explanation.error_type], explanation, None)
-        budget = max_retries if max_retries is not None else explanation.backoff.max_retries
-        if index >= budget:
-            return _Failure(Outcome.GIVEUP, explanation, None)
-        retry_after = explanation.retry_after_s
-        if retry_after is not None and retry_after > self.max_retry_after_s:
-            logger.info(
-                "giving up: the server asked to wait %.1f s, more than max_retry_after_s=%.1f",
-                retry_after,
-                self.max_retry_after_s,
-            )
-            return _Failure(Outcome.GIVEUP, explanation, None)
-        delay = self.classifier.compute_delay(index, explanation.backoff)
-        # Never wait less than the server asked for.
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return _Failure(Outcome.RETRY, explanation, delay)
-
     async def _emit(self, attempt: Attempt) -> None:
-        """Hand the attempt to every hook; a failing hook is logged and the others still run."""
-        for hook in self._hooks:
-            try:
-                pending = hook(attempt)
-                if pending is not None:
-                    await pending
-            except Exception:
-                logger.warning(
-                    "attempt hook %r failed on attempt %d of %s (call %s); the call is unaffected",
-                    hook,
-                    attempt.attempt,
-                    attempt.operation,
-                    attempt.call_id,
-                    exc_info=True,
-                )
+        """Hand the attempt to every hook (see `emit`)."""
+        await emit(self._hooks, attempt)
 
 
 async def _call_on_retry(on_retry: OnRetry, index: int, error: Exception, delay: float) -> None:
@@ -279,28 +190,6 @@ async def _call_on_retry(on_retry: OnRetry, index: int, error: Exception, delay:
             await pending
     except Exception:
         logger.warning("on_retry callback %r failed; retrying anyway", on_retry, exc_info=True)
-
-
-def _error_message(error: BaseException) -> str | None:
-    """Return the redacted message of an exception, None when it has none."""
-    try:
-        text = str(error)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the attempt's row.
-        return None
-    return redact(text) or None
-
-
-def _operation_name(fn: Callable[..., Any]) -> str:
-    """Return ``module.qualname`` of the function (or of what a partial wraps)."""
-    target: object = fn
-    while isinstance(target, functools.partial):
-        target = target.func
-    qualname: object = getattr(target, "__qualname__", None)
-    module: object = getattr(target, "__module__", None)
-    if not isinstance(qualname, str):
-        # A callable instance: name its class.
-        qualname, module = type(target).__qualname__, type(target).__module__
-    return f"{module}.{qualname}" if isinstance(module, str) else qualname
 
 
 def retry(

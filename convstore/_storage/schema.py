@@ -124,7 +124,8 @@ class RetryEventRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     delay_s: Mapped[float | None] = mapped_column(Float)
     retry_after_s: Mapped[float | None] = mapped_column(Float)
-    elapsed_s: Mapped[float] = mapped_column(Float)
+    #: None when the retry library does not say when the attempt began (stamina's first).
+    elapsed_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(index=True)
 
     __table_args__ = (Index("ix_retry_events_operation_created_at", "operation", "created_at"),)
