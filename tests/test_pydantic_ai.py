@@ -1,6 +1,6 @@
 """convstore as pydantic-ai's message history, exercised through pydantic-ai's own `Agent` runner
-and its `FunctionModel`, on every backend: turns across reopened stores, an exact round trip of
-every kind of part, a crash in the middle of a tool call, and the cap."""
+and its `FunctionModel` and `TestModel`, on every backend: turns across reopened stores, an exact
+round trip of every kind of part, a crash in the middle of a tool call, deferred calls, the cap."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from pydantic_ai import Agent, AgentRunResult, UserError
+from pydantic_ai import (
+    Agent,
+    AgentRunResult,
+    DeferredToolRequests,
+    DeferredToolResults,
+    UserError,
+)
 from pydantic_ai import messages as m
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
 from pydantic_ai.usage import RequestUsage
 
 import convstore
@@ -110,6 +117,7 @@ def every_part_kind() -> list[ModelMessage]:
         m.DocumentUrl("https://example.com/d.pdf"),
         m.AudioUrl("https://example.com/a.mp3"),
         m.VideoUrl("https://example.com/v.mp4"),
+        m.TextContent("the left one is mine", metadata={"source": "app"}),
         m.CachePoint(),
     ]
     return [
@@ -134,6 +142,8 @@ def every_part_kind() -> list[ModelMessage]:
                 m.ToolCallPart("measure", '{"item": "d"}', "call-d"),
                 m.ToolCallPart("weigh", None, "call-w"),
                 m.ToolCallPart("price", {"item": "v"}, "call-p"),
+                m.CompactionPart("Earlier: two items.", id="cmp-1", provider_name="x"),
+                m.ToolSearchCallPart(args={"queries": ["convert"]}, tool_call_id="call-s"),
             ],
             usage=RequestUsage(input_tokens=120, output_tokens=33, details={"r": 4}),
             model_name="scripted",
@@ -152,6 +162,9 @@ def every_part_kind() -> list[ModelMessage]:
                 m.ToolReturnPart("measure", "no item", "call-d", outcome="failed", timestamp=plus2),
                 m.ToolReturnPart("weigh", "which?", "call-w", outcome="retried", timestamp=utc),
                 m.ToolReturnPart("price", "no", "call-p", outcome="denied", timestamp=utc),
+                m.ToolSearchReturnPart(
+                    content={"discovered_tools": []}, tool_call_id="call-s", timestamp=plus2
+                ),
                 m.RetryFeedbackPart("One line.", retry=m.RetryInfo("model_retry"), timestamp=utc),
             ],
             timestamp=utc,
@@ -187,7 +200,7 @@ async def test_every_kind_of_part_round_trips_exactly(store: convstore.Store) ->
     assert prompt.content[2].data == b"\x89PNG\r\n\x00"
     shapes = [convstore.check_conversation(dumped(loaded[: k + 1])) for k in range(4)]
     assert [[p.call_id for p in problems] for problems in shapes[1:]] == [
-        ["call-a", "call-d", "call-w", "call-p"],
+        ["call-a", "call-d", "call-w", "call-p", "call-s"],
         [],
         [],
     ]
@@ -246,6 +259,32 @@ async def test_resume_carries_on_without_a_new_prompt(store: convstore.Store) ->
     result = await run_storing(model.agent, None, history, resumed.messages)
     assert result.output.startswith("The tool call was interrupted")
     assert await history.load() == [*resumed.messages, *result.new_messages()]
+
+
+async def test_resume_leaves_deferred_calls_pending(store: convstore.Store) -> None:
+    """A call waiting for approval stays open through resume(pending=...), and the approved
+    call then runs; without `pending`, resume would have closed it as interrupted."""
+    agent = Agent(TestModel(), output_type=[str, DeferredToolRequests])
+
+    @agent.tool_plain(requires_approval=True)
+    def pay(amount: int) -> str:
+        """Pay an amount."""
+        return f"paid {amount}"
+
+    history = ConvstoreMessageHistory("pay-1", store)
+    paused = await agent.run("Pay the hotel")
+    assert isinstance(paused.output, DeferredToolRequests)
+    await history.append(paused.new_messages())
+    waiting = [call.tool_call_id for call in paused.output.approvals]
+    assert waiting
+    await store.mark_interrupted("pay-1", reason="worker restarted")
+
+    resumed = await history.resume(pending=waiting)
+    assert resumed.repairs == ()
+    assert resumed.messages == paused.all_messages()
+    approved = DeferredToolResults(approvals=dict.fromkeys(waiting, True))
+    result = await agent.run(message_history=resumed.messages, deferred_tool_results=approved)
+    assert result.output == '{"pay":"paid 0"}'
 
 
 @pytest.mark.parametrize("cap", [2, 3, 5, 6])
