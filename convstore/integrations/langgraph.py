@@ -189,7 +189,7 @@ class ConvstoreSaver(BaseCheckpointSaver[str]):
         none ("delete"); the threads' sessions stay."""
         if strategy not in STRATEGIES:
             raise InvalidArgument(f"strategy must be one of {sorted(STRATEGIES)}, not {strategy!r}")
-        threads = [_thread(t) for t in _strings("thread_ids", thread_ids)]
+        threads = [_thread(t) for t in _items("thread_ids", thread_ids)]
         if threads:
             await self._checkpoints.prune(threads, STRATEGIES[strategy])
 
@@ -373,12 +373,17 @@ def _text(name: str, value: object) -> str:
     return value
 
 
-def _strings(name: str, values: object) -> list[str]:
-    """`values`, if it is an iterable of str (a str alone is refused, not split)."""
+def _items(name: str, values: object) -> list[object]:
+    """`values` as a list, if it is an iterable (a str alone is refused, not split)."""
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise InvalidArgument(f"{name} must be a list of str, not {values!r}")
-    found = list(values)
+    return list(values)
+
+
+def _strings(name: str, values: object) -> list[str]:
+    """`values`, if it is an iterable of str (a str alone is refused, not split)."""
+    found = _items(name, values)
     wrong = [v for v in found if not isinstance(v, str)]
     if wrong:
         raise InvalidArgument(f"{name} must hold str, not {wrong[0]!r}")
-    return found
+    return [v for v in found if isinstance(v, str)]
