@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import convstore
+from benchmarks import _hooks
 from benchmarks._lower_bound import LowerBound
 from benchmarks._report import Figure, median_ms, timed
 from benchmarks._workloads import (
@@ -59,6 +60,7 @@ async def run(scale: float) -> list[Figure]:
                 )
             )
         figures += await _retry_log(directory, scale)
+        figures += await _hooks.run(directory, scale)
     return figures
 
 
