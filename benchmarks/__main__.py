@@ -4,6 +4,7 @@ python -m benchmarks            # SQLite, the full workloads, about a minute
 python -m benchmarks --quick    # a tenth of the work, to try it out
 python -m benchmarks --check    # exit 1 when a target is missed
 python -m benchmarks --postgres-url postgresql://user@host/db   # PostgreSQL too
+python -m benchmarks --langgraph  # ConvstoreSaver against AsyncSqliteSaver instead, two minutes
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from benchmarks._report import Figure, report
 POSTGRES_URL_VARIABLE = "CONVSTORE_BENCH_POSTGRES_URL"
 
 
-async def main(scale: float, postgres_url: str | None) -> tuple[list[Figure], list[str]]:
+async def main(
+    scale: float, postgres_url: str | None, langgraph: bool = False
+) -> tuple[list[Figure], list[str]]:
+    if langgraph:
+        from benchmarks import _langgraph  # needs the langgraph extra and checkpoint-sqlite
+
+        lg_figures, lg_note = await _langgraph.run(scale)
+        return lg_figures, [lg_note]
     figures = await _sqlite.run(scale)
     notes = [_sqlite.NOTE]
     if postgres_url:
@@ -43,8 +51,15 @@ if __name__ == "__main__":
         help="also run on PostgreSQL, in fresh databases created (and dropped) on this server; "
         f"default: ${POSTGRES_URL_VARIABLE}",
     )
+    parser.add_argument(
+        "--langgraph",
+        action="store_true",
+        help="measure the LangGraph checkpointer against AsyncSqliteSaver instead",
+    )
     args = parser.parse_args()
-    results, notes = asyncio.run(main(0.1 if args.quick else 1.0, args.postgres_url))
+    results, notes = asyncio.run(
+        main(0.1 if args.quick else 1.0, args.postgres_url, args.langgraph)
+    )
     print(report(results))
     print()
     print("\n".join(f"- {note}" for note in notes))
