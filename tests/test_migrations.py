@@ -190,3 +190,45 @@ async def test_revision_0003_describes_the_messages_already_stored(database_url:
         # The system prompt stays, and the window starts with the user turn, whole exchanges after.
         assert snapshot.messages == [stored[0], stored[1], *more]
         assert convstore.check_conversation(snapshot.messages) == []
+
+
+async def test_revision_0006_keeps_unknown_durations_and_a_downgrade_stores_zero(
+    store: convstore.Store,
+) -> None:
+    """An attempt of unknown duration is stored as NULL; downgraded below 0006 it becomes 0, and
+    the upgrade back keeps every row."""
+    from datetime import UTC, datetime
+
+    from convstore._cli.admin.database import migrate
+
+    known, unknown = (
+        convstore.Attempt(
+            call_id=call,
+            session_id=None,
+            operation="op",
+            attempt=1,
+            outcome=convstore.Outcome.RETRY,
+            error_type=convstore.ErrorType.RETRYABLE,
+            error_class="builtins.TimeoutError",
+            error_message=None,
+            status_code=None,
+            delay_s=1.0,
+            retry_after_s=None,
+            elapsed_s=elapsed,
+            created_at=datetime.now(UTC),
+        )
+        for call, elapsed in (("known", 0.25), ("unknown", None))
+    )
+    await store.record_attempt(known)
+    await store.record_attempt(unknown)
+
+    async def durations() -> list[tuple[str, float | None]]:
+        async with store.engine.connect() as conn:
+            query = "SELECT call_id, elapsed_s FROM retry_events ORDER BY call_id"
+            return [(row[0], row[1]) for row in await conn.exec_driver_sql(query)]
+
+    assert await durations() == [("known", 0.25), ("unknown", None)]
+    await migrate(store.engine, "downgrade", "0005")
+    assert await durations() == [("known", 0.25), ("unknown", 0.0)]
+    await migrate(store.engine, "upgrade", "head")
+    assert await durations() == [("known", 0.25), ("unknown", 0.0)]
