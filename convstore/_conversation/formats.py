@@ -2,8 +2,11 @@
 
 - OpenAI Chat Completions: ``system`` / ``developer`` / ``user`` / ``assistant`` messages, the
   assistant's ``tool_calls[].id``, and ``{"role": "tool", "tool_call_id": ...}`` results.
-- OpenAI Responses input items: message items, and ``*_call`` / ``*_call_output`` items that
-  share a ``call_id`` (``function_call`` and ``function_call_output`` first among them).
+- OpenAI Responses input items: message items (with or without ``"type": "message"``), and
+  ``*_call`` / ``*_call_output`` items that share a ``call_id`` (``function_call`` and
+  ``function_call_output`` first among them; ``tool_search_call`` is answered by
+  ``tool_search_output``, ``program`` by ``program_output``); a ``reasoning`` item leads the
+  item that follows it, from which it may not be parted.
 - Anthropic Messages: ``tool_use`` blocks (``id``) in assistant messages, ``tool_result`` blocks
   (``tool_use_id``) in the user message that follows.
 - pydantic-ai's serialised ``ModelMessage``s: ``kind`` request or response; ``tool-call`` parts,
@@ -56,6 +59,9 @@ class Shape(NamedTuple):
     #: Whether instructions come with a turn that opens the conversation (pydantic-ai's first
     #: request: system prompts, then the user prompt), so any message may follow them.
     opens: bool = False
+    #: Whether the message must stay with the one after it (a Responses ``reasoning`` item),
+    #: so that no window starts between them.
+    leads: bool = False
 
 
 PLAIN = Shape(None, None)
@@ -128,13 +134,21 @@ def _openai_chat(message: Mapping[str, Any], role: str | None, tool_calls: objec
     return Shape(Format.OPENAI_CHAT, role, calls=calls)
 
 
+#: Responses items that make or answer a call although their type does not say ``_call``.
+_RESPONSES_CALLS = frozenset({"program"})
+_RESPONSES_RESULTS = frozenset({"tool_search_output", "program_output"})
+_REASONING = Shape(Format.OPENAI_RESPONSES, None, leads=True)
+
+
 def _responses_item(item: Mapping[str, Any], kind: str) -> Shape:
     call_id = item.get("call_id")
     if isinstance(call_id, str):
-        if kind.endswith("_call_output"):
+        if kind.endswith("_call_output") or kind in _RESPONSES_RESULTS:
             return Shape(Format.OPENAI_RESPONSES, None, results=(call_id,))
-        if kind.endswith("_call"):
+        if kind.endswith("_call") or kind in _RESPONSES_CALLS:
             return Shape(Format.OPENAI_RESPONSES, None, calls=(call_id,))
+    if kind == "reasoning":
+        return _REASONING
     return Shape(Format.OPENAI_RESPONSES, None)
 
 

@@ -160,11 +160,7 @@ def _add_results(
         )
     elif conversation is Format.OPENAI_RESPONSES:
         kind = str(message.get("type"))
-        _insert(
-            rows,
-            k + 1,
-            [{"type": f"{kind}_output", "call_id": c, "output": INTERRUPTED} for c in missing],
-        )
+        _insert(rows, k + 1, [_responses_output(kind, c) for c in missing])
     else:
         after = k + 1
         while after < len(rows) and rows[after][2].role == "tool":
@@ -174,6 +170,22 @@ def _add_results(
             after,
             [{"role": "tool", "tool_call_id": c, "content": INTERRUPTED} for c in missing],
         )
+
+
+def _responses_output(kind: str, call_id: str) -> dict[str, Any]:
+    """The synthetic output of a Responses call of type `kind`, in the shape the API takes."""
+    if kind == "tool_search_call":
+        return {"type": "tool_search_output", "call_id": call_id, "tools": []}
+    if kind == "program":
+        result = {"result": INTERRUPTED, "status": "incomplete"}
+        return {"type": "program_output", "call_id": call_id, **result}
+    if kind == "shell_call":
+        chunk = {"stdout": "", "stderr": INTERRUPTED, "outcome": {"type": "exit", "exit_code": 1}}
+        return {"type": "shell_call_output", "call_id": call_id, "output": [chunk]}
+    output = {"type": f"{kind}_output", "call_id": call_id, "output": INTERRUPTED}
+    if kind == "apply_patch_call":
+        output["status"] = "failed"
+    return output
 
 
 def _anthropic_with(blocks: list[dict[str, Any]]) -> Any:

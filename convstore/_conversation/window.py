@@ -54,6 +54,9 @@ class Window:
     undecided: Positions = field(default_factory=Positions)
     #: Calls of the run still waiting for their results, and their positions.
     waiting: dict[str, int] = field(default_factory=dict)
+    #: The position after a message that must stay with the next one (a Responses reasoning
+    #: item), where no window may start; -1 when the last message taken in is no such message.
+    follower: int = -1
 
     def to_json(self) -> dict[str, Any]:
         """The window as a JSON document, for the ``sessions.message_shapes`` column."""
@@ -67,6 +70,7 @@ class Window:
             "openers": self.openers.to_json(),
             "undecided": self.undecided.to_json(),
             "waiting": self.waiting,
+            "follower": self.follower,
         }
 
     @classmethod
@@ -83,6 +87,8 @@ class Window:
             openers=Positions.from_json(document["openers"]),
             undecided=Positions.from_json(document["undecided"]),
             waiting=dict(document["waiting"]),
+            # Windows stored before reasoning items were told apart have no follower.
+            follower=document.get("follower", -1),
         )
 
     def absorb(self, first: int, shapes: Sequence[Shape]) -> None:
@@ -93,9 +99,11 @@ class Window:
         place: a message whose start is safe extends the last run of each set it joins.
         """
         waiting = self.waiting
+        follower = self.follower
         for seq, shape in enumerate(shapes, first):
             if shape.format is not None and self.format is None:
                 self._learn(shape.format)
+            led, follower = seq == follower, seq + 1 if shape.leads else -1
             if shape.instructions and seq == self.pinned:
                 self.pinned += 1
                 self.first = max(self.first, self.pinned)
@@ -108,6 +116,11 @@ class Window:
                     self.starts.keep_at_most(reach)
                     self.bounds.keep_at_most(reach)
                 continue
+            if led:
+                # Led by the message before it: a window starting here would part them.
+                for call_id in shape.calls:
+                    waiting[call_id] = seq
+                continue
             _extend(self.bounds.runs, seq)
             if may_open(shape, self.format):
                 _extend(self.starts.runs, seq)
@@ -117,6 +130,7 @@ class Window:
                     self.undecided.add(seq)
             for call_id in shape.calls:
                 waiting[call_id] = seq
+        self.follower = follower
 
     def _learn(self, conversation: Format) -> None:
         """The format is known: positions that opened only for want of it no longer do."""
