@@ -25,6 +25,7 @@ from convstore._storage.engine import (
 from convstore._storage.errors import storage_errors
 from convstore._storage.lease import Lease
 from convstore._storage.migrate import ensure_schema
+from convstore._storage.pop import pop_messages
 from convstore._storage.repository import Repository
 from convstore._storage.resume import resume
 from convstore._storage.sqlite.repository import SQLiteRepository
@@ -118,6 +119,18 @@ class Store:
             _validate.call_ids(pending),
             utcnow(),
         )
+
+    async def pop_messages(self, session_id: str, count: int = 1) -> list[Any]:
+        """Take the newest `count` stored messages off the session's conversation; the messages
+        taken, oldest first (fewer if fewer are stored, none if the session is unknown).
+
+        `message_count` goes down by as many, so that the next append takes their places; the
+        extra state and any interruption stay. One transaction, which a concurrent append
+        waits for (or it for the append): the messages taken are the newest when it runs.
+        """
+        session_id = _validate.session_id(session_id)
+        count = _validate.whole_number("count", count, minimum=1)
+        return await pop_messages(self._repository, session_id, count, utcnow())
 
     async def mark_interrupted(self, session_id: str, reason: str | None = None) -> None:
         """Mark the session interrupted (creating it, empty, if unknown) and record it in history.
