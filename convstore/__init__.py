@@ -8,6 +8,7 @@ logging every attempt to the same database.
 from convstore._conversation.check import Problem, check_conversation
 from convstore._records import (
     Attempt,
+    Cooldown,
     ErrorType,
     InterruptedSession,
     Interruption,
@@ -29,6 +30,7 @@ from convstore.exceptions import (
     CommitUnknown,
     ConfigurationError,
     ConvstoreError,
+    CooldownTooLong,
     InvalidArgument,
     InvalidSessionId,
     LeaseHeld,
@@ -46,6 +48,8 @@ __all__ = [
     "CommitUnknown",
     "ConfigurationError",
     "ConvstoreError",
+    "Cooldown",
+    "CooldownTooLong",
     "ErrorClassifier",
     "ErrorRule",
     "ErrorType",

@@ -75,6 +75,9 @@ class Attempt:
     elapsed_s: float | None
     #: When the attempt ended, timezone-aware UTC.
     created_at: datetime
+    #: Seconds waited before the attempt for a cooldown its rate limit shared with other calls
+    #: (`RetryExecutor`'s ``limit_key``), apart from ``delay_s``; None when there was none.
+    cooldown_wait_s: float | None = None
 
 
 RepairKind = Literal["closed_call", "dropped_result", "dropped_message"]
@@ -153,6 +156,24 @@ class RetrySummary:
     #: Seconds waited in all, and the 95th percentile (nearest rank) of the waits; None if none.
     total_delay_s: float
     p95_delay_s: float | None
+    #: Seconds waited in all for shared cooldowns (`Attempt.cooldown_wait_s`).
+    total_cooldown_wait_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """A rate limit's cooldown, shared by every call of its ``limit_key`` on the database."""
+
+    limit_key: str
+    #: Until when calls of the key wait, timezone-aware UTC; it only ever moves later.
+    until: datetime
+    #: When the latest extension was written, and by which call and operation.
+    set_at: datetime
+    call_id: str
+    operation: str
+    #: Why: the error's class and HTTP status, e.g. ``HTTP 429 on anthropic.RateLimitError``.
+    reason: str | None
+    status_code: int | None
 
 
 @dataclass(frozen=True, slots=True)

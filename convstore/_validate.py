@@ -133,6 +133,20 @@ def call_ids(value: object) -> frozenset[str]:
     return frozenset(ids)
 
 
+#: The longest rate-limit key (the ``cooldowns.limit_key`` column).
+LIMIT_KEY_MAX_LENGTH = 255
+
+
+def limit_key(value: object) -> str:
+    """A rate limit's key: a non-empty str of at most 255 characters, made `storable`."""
+    if not isinstance(value, str) or not 0 < len(value) <= LIMIT_KEY_MAX_LENGTH:
+        raise InvalidArgument(
+            f"limit_key must be a non-empty str of at most {LIMIT_KEY_MAX_LENGTH} characters, "
+            f"not {value!r}"
+        )
+    return storable(value)
+
+
 def limit(value: object) -> int | None:
     """The row limit, if it is None or an int of at least 0."""
     return optional_whole_number("limit", value, minimum=0)

@@ -8,6 +8,7 @@ The tree::
     ├── InvalidArgument         bad input; also a ValueError; nothing stored was changed
     │   └── InvalidSessionId    a session id that is not a non-empty str of at most 255 characters
     ├── LeaseHeld               another live owner is running the session
+    ├── CooldownTooLong         a shared rate-limit cooldown is longer than the call may wait
     └── StorageError            the database failed (an error convstore does not recognise)
         ├── TransientStorageError   busy or unreachable for now: the same call may succeed later
         ├── PermanentStorageError   not a database, read-only, full, no access: needs a person
@@ -23,6 +24,7 @@ __all__ = [
     "CommitUnknown",
     "ConfigurationError",
     "ConvstoreError",
+    "CooldownTooLong",
     "InvalidArgument",
     "InvalidSessionId",
     "LeaseHeld",
@@ -55,6 +57,19 @@ class InvalidSessionId(InvalidArgument):
 
 class LeaseHeld(ConvstoreError):
     """`Store.running` found the session running under another owner whose lease is alive."""
+
+
+class CooldownTooLong(ConvstoreError):
+    """A call's rate limit is cooling down for longer than its executor's ``max_retry_after_s``:
+    the call gives up rather than wait, before its next attempt."""
+
+    def __init__(self, limit_key: str, remaining_s: float) -> None:
+        super().__init__(
+            f"the rate limit {limit_key!r} is cooling down for {remaining_s:.1f} s more, "
+            "longer than max_retry_after_s allows"
+        )
+        self.limit_key = limit_key
+        self.remaining_s = remaining_s
 
 
 class StorageError(ConvstoreError):

@@ -57,6 +57,7 @@ class Call:
         error: BaseException | None = None,
         explanation: Explanation | None = None,
         delay_s: float | None = None,
+        cooldown_wait_s: float | None = None,
     ) -> Attempt:
         """The row of attempt `number` (1-based), which ended with `outcome`."""
         return Attempt(
@@ -73,6 +74,7 @@ class Call:
             retry_after_s=None if explanation is None else explanation.retry_after_s,
             elapsed_s=elapsed_s,
             created_at=datetime.now(UTC),
+            cooldown_wait_s=cooldown_wait_s,
         )
 
 

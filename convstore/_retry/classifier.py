@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 
+#: The policies of errors that a whole rate limit shares: 429, 529 and 503, by any evidence.
+_COOLDOWN_POLICIES = frozenset({Policy.RATE_LIMIT, Policy.SERVICE_UNAVAILABLE})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Explanation:
     """Why an error was classified so: the verdict, the evidence that decided, and what was seen."""
@@ -71,6 +75,14 @@ class Explanation:
     message_pattern: str | None
     #: What the server's ``retry-after-ms`` / ``Retry-After`` asked for, in seconds.
     retry_after_s: float | None
+
+    @property
+    def cooldown(self) -> bool:
+        """Whether the error is a rate limit or an overload, which every call sharing its limit
+        should wait out: the rate-limit and service-unavailable policies, or a rule saying so."""
+        if self.rule is not None:
+            return self.rule.cooldown
+        return self.error_type is ErrorType.RETRYABLE and self.policy in _COOLDOWN_POLICIES
 
     @property
     def reason(self) -> str:

@@ -12,14 +12,15 @@ import functools
 import inspect
 import logging
 import time
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from convstore import _validate
 from convstore._records import Attempt, Outcome
 from convstore._retry.attempts import Call, decide, emit, operation_name
 from convstore._retry.classifier import ErrorClassifier
-from convstore._retry.hooks import AttemptHook, AttemptRecorder, OnRetry, Sleep
-from convstore.exceptions import InvalidArgument
+from convstore._retry.cooldown import CooldownWaitCancelled, SharedCooldown
+from convstore._retry.hooks import AttemptHook, AttemptRecorder, CooldownKeeper, OnRetry, Sleep
+from convstore.exceptions import CooldownTooLong, InvalidArgument
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -43,6 +44,13 @@ class RetryExecutor:
     A server asking through Retry-After for more than ``max_retry_after_s`` makes the executor
     give up at once rather than wait less than asked or hang for hours.
 
+    With a convstore store, calls share cooldowns by ``limit_key`` (default: the operation):
+    after a rate limit or an overload (429, 529, 503, or a rule with ``cooldown=True``) the key
+    cools down, for every worker on the database, for the later of the server's Retry-After and
+    the policy's delay; before every attempt, the first included, a call waits out its key's
+    cooldown plus a random spread (``cooldown_wait_s`` in its row), and gives up with
+    `CooldownTooLong` when the cooldown outlasts ``max_retry_after_s``.
+
     An executor keeps no per-call state, so one instance may serve many concurrent calls.
     """
 
@@ -56,8 +64,10 @@ class RetryExecutor:
         sleep: Sleep | None = None,
         hooks: Iterable[AttemptHook] = (),
         max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
+        limit_key: str | None = None,
     ) -> None:
-        """Prepare an executor; ``store`` gets every attempt after the ``hooks`` do."""
+        """Prepare an executor; ``store`` gets every attempt after the ``hooks`` do, and keeps
+        the cooldowns of ``limit_key`` (default: the operation) when it can (a convstore store)."""
         if classifier is not None and not isinstance(classifier, ErrorClassifier):
             raise InvalidArgument(f"classifier must be an ErrorClassifier, got {classifier!r}")
         if store is not None and not callable(getattr(store, "record_attempt", None)):
@@ -76,6 +86,8 @@ class RetryExecutor:
         self.max_retry_after_s = max_retry_after_s
         self._sleep: Sleep = sleep if sleep is not None else asyncio.sleep
         self._hooks: tuple[AttemptHook, ...] = tuple(hooks)
+        self._keeper = _keeper(store, limit_key)
+        self.limit_key = limit_key
         if store is not None:
             # Writing to the database is one hook among others, and the last.
             self._hooks += (store.record_attempt,)
@@ -132,8 +144,10 @@ class RetryExecutor:
         """Run the attempt loop; the body of `execute_with_retry` and of `retry`'s wrapper."""
         max_retries = _validate.optional_whole_number("max_retries", max_retries, minimum=0)
         call = Call.new(self.session_id, self.operation or operation_name(fn))
+        cooldown = self._shared_cooldown(call)
         index = 0  # 0-based number of the current attempt
         while True:
+            waited = await self._wait_for_cooldown(cooldown, call, index)
             started = time.monotonic()
             try:
                 result = fn(*args, **kwargs)
@@ -141,26 +155,68 @@ class RetryExecutor:
                     result = await result
             except asyncio.CancelledError as exc:
                 elapsed = time.monotonic() - started
-                await self._emit(call.attempt(index + 1, Outcome.CANCELLED, elapsed, exc))
+                await self._emit(
+                    call.attempt(index + 1, Outcome.CANCELLED, elapsed, exc, None, None, waited)
+                )
                 raise
             except Exception as exc:
                 elapsed = time.monotonic() - started
                 failure = decide(self.classifier, exc, index, max_retries, self.max_retry_after_s)
                 row = call.attempt(
-                    index + 1, failure.outcome, elapsed, exc, failure.explanation, failure.delay_s
+                    index + 1,
+                    failure.outcome,
+                    elapsed,
+                    exc,
+                    failure.explanation,
+                    failure.delay_s,
+                    waited,
                 )
+                if cooldown is not None:
+                    await cooldown.extend(
+                        self.classifier, failure.explanation, index, failure.delay_s, row
+                    )
                 await self._emit(row)
                 if failure.delay_s is None:
                     raise
                 error, delay = exc, failure.delay_s
             else:
                 elapsed = time.monotonic() - started
-                await self._emit(call.attempt(index + 1, Outcome.SUCCESS, elapsed))
+                await self._emit(
+                    call.attempt(index + 1, Outcome.SUCCESS, elapsed, cooldown_wait_s=waited)
+                )
                 return result
             # Outside the except block, so that the next attempt's error is not chained to this one.
             await self._wait(call, index, error, delay, on_retry)
             del error  # Do not keep the traceback (and its frames) alive during the next attempt.
             index += 1
+
+    def _shared_cooldown(self, call: Call) -> SharedCooldown | None:
+        """The cooldown the call shares with the calls of its limit key, if the store keeps it."""
+        if self._keeper is None:
+            return None
+        key = self.limit_key if self.limit_key is not None else call.operation
+        return SharedCooldown(self._keeper, key, self.max_retry_after_s, self._sleep)
+
+    async def _wait_for_cooldown(
+        self, cooldown: SharedCooldown | None, call: Call, index: int
+    ) -> float | None:
+        """Wait out the shared cooldown before attempt ``index + 1``; the seconds waited. Giving
+        up on a cooldown too long, and a cancellation during the wait, are that attempt's row."""
+        if cooldown is None:
+            return None
+        try:
+            return await cooldown.wait()
+        except CooldownTooLong as exc:
+            await self._emit(call.attempt(index + 1, Outcome.GIVEUP, 0.0, exc))
+            raise
+        except CooldownWaitCancelled as exc:
+            cancelled = exc.__cause__
+            assert isinstance(cancelled, asyncio.CancelledError)
+            row = call.attempt(
+                index + 1, Outcome.CANCELLED, 0.0, cancelled, cooldown_wait_s=exc.waited_s
+            )
+            await self._emit(row)
+            raise cancelled from None
 
     async def _wait(
         self, call: Call, index: int, error: Exception, delay: float, on_retry: OnRetry | None
@@ -182,6 +238,21 @@ class RetryExecutor:
         await emit(self._hooks, attempt)
 
 
+def _keeper(store: AttemptRecorder | None, limit_key: str | None) -> CooldownKeeper | None:
+    """The store as the keeper of shared cooldowns, when it is one; ``limit_key`` checked."""
+    keeps = callable(getattr(store, "cooldown_until", None)) and callable(
+        getattr(store, "extend_cooldown", None)
+    )
+    if limit_key is not None:
+        _validate.limit_key(limit_key)
+        if not keeps:
+            raise InvalidArgument(
+                "limit_key needs a store that keeps shared cooldowns (a convstore Store), "
+                f"got {store!r}"
+            )
+    return cast("CooldownKeeper", store) if keeps else None
+
+
 async def _call_on_retry(on_retry: OnRetry, index: int, error: Exception, delay: float) -> None:
     """Call ``on_retry``, awaiting it if async; its failure is logged and the retries go on."""
     try:
@@ -201,6 +272,7 @@ def retry(
     sleep: Sleep | None = None,
     hooks: Iterable[AttemptHook] = (),
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
+    limit_key: str | None = None,
     max_retries: int | None = None,
     on_retry: OnRetry | None = None,
 ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Coroutine[Any, Any, T]]]:
@@ -217,6 +289,7 @@ def retry(
         sleep=sleep,
         hooks=hooks,
         max_retry_after_s=max_retry_after_s,
+        limit_key=limit_key,
     )
     _validate.optional_whole_number("max_retries", max_retries, minimum=0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Protocol
 
 from convstore._records import Attempt
@@ -32,3 +33,18 @@ class Sleep(Protocol):
     """An async sleep taking seconds, like `asyncio.sleep`."""
 
     def __call__(self, delay: float, /) -> Awaitable[object]: ...
+
+
+class CooldownKeeper(Protocol):
+    """A place that keeps rate limits' cooldowns for every worker, such as the convstore store."""
+
+    async def cooldown_until(self, limit_key: str, /) -> datetime | None:
+        """When the key's cooldown ends (timezone-aware UTC), None when it never had one."""
+        ...
+
+    async def extend_cooldown(
+        self, limit_key: str, seconds: float, attempt: Attempt, /
+    ) -> datetime:
+        """Make the key cool down for `seconds` from now, unless it already does for longer;
+        `attempt` is the failed attempt that asks for it. The deadline asked for."""
+        ...

@@ -27,6 +27,9 @@ class ErrorRule:
     status: int | Collection[int] | None = None
     message: str | re.Pattern[str] | None = None
     name: str | None = None
+    #: Whether these errors are a rate limit or an overload that every call of the same
+    #: ``limit_key`` should wait out (`RetryExecutor`'s shared cooldowns).
+    cooldown: bool = False
     _statuses: frozenset[int] | None = field(init=False, repr=False, compare=False)
     _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
@@ -37,6 +40,8 @@ class ErrorRule:
             raise InvalidArgument(
                 f"error_type must be one of {[t.value for t in ErrorType]}, got {self.error_type!r}"
             ) from None
+        if not isinstance(self.cooldown, bool):
+            raise InvalidArgument(f"cooldown must be a bool, got {self.cooldown!r}")
         if self.backoff is not None and not isinstance(self.backoff, BackoffConfig):
             raise InvalidArgument(f"backoff must be a BackoffConfig or None, got {self.backoff!r}")
         if self.exception is None and self.status is None and self.message is None:

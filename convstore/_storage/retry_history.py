@@ -43,6 +43,7 @@ def attempt_values(attempt: Attempt) -> dict[str, Any]:
         "retry_after_s": attempt.retry_after_s,
         "elapsed_s": attempt.elapsed_s,
         "created_at": attempt.created_at,
+        "cooldown_wait_s": attempt.cooldown_wait_s,
     }
 
 
@@ -66,6 +67,7 @@ def summary_query(since: datetime | None, operation: str | None) -> Select[Any]:
         events.attempt,
         events.outcome,
         events.delay_s,
+        events.cooldown_wait_s,
         # A success or cancellation belongs to the error that came before it in its call.
         func.coalesce(
             events.error_type,
@@ -102,6 +104,7 @@ def summary_query(since: datetime | None, operation: str | None) -> Select[Any]:
             count_where(r.outcome == "giveup").label("giveups"),
             count_where((r.outcome == "success") & (r.attempt > 1)).label("successes_after_retry"),
             func.sum(r.delay_s).label("total_delay_s"),
+            func.sum(r.cooldown_wait_s).label("total_cooldown_wait_s"),
             func.max(case((r.delay_s.is_not(None) & (r.rank == p95_rank), r.delay_s))).label(
                 "p95_delay_s"
             ),
@@ -123,4 +126,5 @@ def summary(row: Row[Any]) -> RetrySummary:
         successes_after_retry=row.successes_after_retry,
         total_delay_s=float(row.total_delay_s or 0.0),
         p95_delay_s=None if row.p95_delay_s is None else float(row.p95_delay_s),
+        total_cooldown_wait_s=float(row.total_cooldown_wait_s or 0.0),
     )

@@ -127,8 +127,24 @@ class RetryEventRow(Base):
     #: None when the retry library does not say when the attempt began (stamina's first).
     elapsed_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(index=True)
+    #: Seconds waited before the attempt for its rate limit's shared cooldown.
+    cooldown_wait_s: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_retry_events_operation_created_at", "operation", "created_at"),)
+
+
+class CooldownRow(Base):
+    """A rate limit's shared cooldown: calls of its key wait until ``until``."""
+
+    __tablename__ = "cooldowns"
+
+    limit_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    until: Mapped[datetime]
+    set_at: Mapped[datetime]
+    call_id: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
 
 
 class CheckpointRow(Base):
@@ -175,5 +191,6 @@ sessions = Base.metadata.tables["sessions"]
 messages = Base.metadata.tables["messages"]
 interruptions = Base.metadata.tables["interruptions"]
 retry_events = Base.metadata.tables["retry_events"]
+cooldowns = Base.metadata.tables["cooldowns"]
 langgraph_checkpoints = Base.metadata.tables["langgraph_checkpoints"]
 langgraph_writes = Base.metadata.tables["langgraph_writes"]

@@ -12,8 +12,16 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from convstore import _validate
-from convstore._records import Attempt, InterruptedSession, Interruption, RetrySummary, Snapshot
+from convstore._records import (
+    Attempt,
+    Cooldown,
+    InterruptedSession,
+    Interruption,
+    RetrySummary,
+    Snapshot,
+)
 from convstore._storage import lease
+from convstore._storage.cooldowns import CooldownBoard, deadline
 from convstore._storage.engine import (
     check_sqlite_path,
     configure_engine,
@@ -48,6 +56,7 @@ class Store:
         self._repository = repository
         self._max_messages = max_messages
         self._owns_engine = owns_engine
+        self._cooldowns = CooldownBoard(repository)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -188,6 +197,38 @@ class Store:
                 f"attempt must be a convstore.Attempt, not {type(attempt).__name__}"
             )
         await self._repository.record_attempt(attempt)
+
+    async def cooldowns(self, limit: int | None = None) -> list[Cooldown]:
+        """The rate limits cooling down now, the one ending last first (see `RetryExecutor`)."""
+        return await self._cooldowns.active(utcnow(), _validate.limit(limit))
+
+    async def cooldown_until(self, limit_key: str) -> datetime | None:
+        """When the key's shared cooldown ends (None: it never had one); what another process
+        wrote is seen within ``STALENESS_S`` (0.25 s) of its commit."""
+        return await self._cooldowns.until(_validate.limit_key(limit_key))
+
+    async def extend_cooldown(self, limit_key: str, seconds: float, attempt: Attempt) -> datetime:
+        """Make the key cool down for `seconds` from now, unless it already does for longer;
+        `attempt` is the failed attempt that asks for it (the retry executor calls this). The
+        deadline asked for (the key's may be later)."""
+        seconds = _validate.real_number("seconds", seconds, minimum=0.0)
+        if not isinstance(attempt, Attempt):
+            raise InvalidArgument(f"attempt must be a convstore.Attempt, not {attempt!r}")
+        now = utcnow()
+        until = deadline(now, seconds)
+        status = "" if attempt.status_code is None else f"HTTP {attempt.status_code} on "
+        await self._cooldowns.extend(
+            Cooldown(
+                limit_key=_validate.limit_key(limit_key),
+                until=until,
+                set_at=now,
+                call_id=_validate.storable(attempt.call_id),
+                operation=_validate.storable(attempt.operation),
+                reason=_validate.storable(f"{status}{attempt.error_class or 'an error'}"),
+                status_code=attempt.status_code,
+            )
+        )
+        return until
 
     async def retry_summary(
         self, *, since: datetime | None = None, operation: str | None = None
