@@ -175,6 +175,38 @@ async def test_a_crash_in_a_tool_call_is_resumed_and_the_conversation_carries_on
     assert convstore.check_conversation(call.input) == []
 
 
+async def test_an_approved_call_is_stored_with_its_output(store: convstore.Store) -> None:
+    """A run resumed from its approval, on a session whose reads have a limit, stores the call
+    with its output and answers."""
+    model = ScriptedModel(
+        [
+            [function_call("book", {"city": "Porto"}, call_id="call_book")],
+            [assistant_message("Booked in Porto.")],
+        ]
+    )
+
+    @function_tool(needs_approval=True)
+    async def book(city: str) -> str:
+        """Book a hotel in a city."""
+        return f"Booked in {city}"
+
+    agent = Agent(name="planner", model=model, tools=[book])
+    session = ConvstoreSession("trip", store, session_settings=SessionSettings(limit=3))
+    asked = await Runner.run(agent, "Book a hotel in Porto.", session=session, run_config=RUN)
+    state = asked.to_state()
+    state.approve(asked.interruptions[0])
+    result = await Runner.run(agent, state, session=session, run_config=RUN)
+    assert result.final_output == "Booked in Porto."
+    stored = await session.get_items(limit=None)
+    # The settings' limit of 3 applies: the whole exchange is 4 long, so the question and the
+    # answer, without the call and output between them.
+    assert kinds(stored) == ["user", "message"]
+    snapshot = await store.restore_snapshot("trip")
+    assert snapshot is not None
+    assert kinds(snapshot.messages) == ["user", "function_call", "function_call_output", "message"]
+    assert snapshot.messages[2]["output"] == "Booked in Porto"
+
+
 async def test_a_small_cap_never_shows_a_call_without_its_output(database_url: str) -> None:
     """Under a cap of five items, every model input, the stored items and every limit read
     hold each call with its output, and start where a conversation may start."""
