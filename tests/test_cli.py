@@ -133,7 +133,15 @@ async def populate(url: str) -> None:
         await store.append_messages("chat/3", [say("assistant", "done")])
         for row in [
             attempt("a", 1, "retry", delay_s=5.0, retry_after_s=5.0),
-            attempt("a", 2, "success", error_type=None, error_class=None, status_code=None),
+            attempt(
+                "a",
+                2,
+                "success",
+                error_type=None,
+                error_class=None,
+                status_code=None,
+                cooldown_wait_s=1.5,
+            ),
             attempt("b", 1, "retry", delay_s=2.0),
             attempt("b", 2, "giveup"),
             attempt("c", 1, "success", operation="llm.embed", error_type=None, status_code=None),
@@ -368,9 +376,9 @@ def test_stats_summarises_retries_and_interruptions(populated: str) -> None:
     """`stats` prints the retry summary per operation and error type and interruptions by reason."""
     output = ok(run("stats", "--url", populated))
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in output.splitlines()}
-    # calls, attempts, retries, gave up, ok after retry, waited, p95
-    assert rows[("llm.chat", "retryable")] == ["3", "5", "2", "2", "1", "7.0", "5.0"]
-    assert rows[("llm.embed", "none")] == ["1", "1", "0", "0", "0", "0.0", "-"]
+    # calls, attempts, retries, gave up, ok after retry, waited, p95, waited for cooldowns
+    assert rows[("llm.chat", "retryable")] == ["3", "5", "2", "2", "1", "7.0", "5.0", "1.5"]
+    assert rows[("llm.embed", "none")] == ["1", "1", "0", "0", "0", "0.0", "-", "0.0"]
     assert re.search(r"^SIGTERM during deploy\s+1\s+0\s", output, re.MULTILINE)
     assert re.search(r"^OOM\s+1\s+1\s", output, re.MULTILINE)
 

@@ -201,7 +201,7 @@ async def test_revision_0006_keeps_unknown_durations_and_a_downgrade_stores_zero
 
     from convstore._cli.admin.database import migrate
 
-    known, unknown = (
+    known, unknown = [
         convstore.Attempt(
             call_id=call,
             session_id=None,
@@ -218,14 +218,15 @@ async def test_revision_0006_keeps_unknown_durations_and_a_downgrade_stores_zero
             created_at=datetime.now(UTC),
         )
         for call, elapsed in (("known", 0.25), ("unknown", None))
-    )
+    ]
     await store.record_attempt(known)
     await store.record_attempt(unknown)
 
     async def durations() -> list[tuple[str, float | None]]:
         async with store.engine.connect() as conn:
             query = "SELECT call_id, elapsed_s FROM retry_events ORDER BY call_id"
-            return [(row[0], row[1]) for row in await conn.exec_driver_sql(query)]
+            rows = [tuple(row) for row in await conn.exec_driver_sql(query)]
+            return [(row[0], row[1]) for row in rows]
 
     assert await durations() == [("known", 0.25), ("unknown", None)]
     await migrate(store.engine, "downgrade", "0005")

@@ -213,6 +213,7 @@ def retry_table(summary: Sequence[RetrySummary], width: int | None) -> str:
             "OK AFTER\nRETRY",
             "WAITED\n(S)",
             "P95 WAIT\n(S)",
+            "COOLDOWN\nWAIT (S)",
         ],
         [
             [
@@ -225,10 +226,11 @@ def retry_table(summary: Sequence[RetrySummary], width: int | None) -> str:
                 f"{row.successes_after_retry:,}",
                 seconds(row.total_delay_s),
                 seconds(row.p95_delay_s),
+                seconds(row.total_cooldown_wait_s),
             ]
             for row in summary
         ],
-        right=range(2, 9),
+        right=range(2, 10),
         cut=[0],
         width=width,
     )

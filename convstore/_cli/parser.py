@@ -10,7 +10,7 @@ from typing import Any
 
 from convstore._cli import demo
 from convstore._cli.arguments import DEFAULT_URL, URL_VARIABLE, count, point_in_time, positive
-from convstore._cli.commands import browse, changes, migrations
+from convstore._cli.commands import browse, changes, cooldowns, migrations
 from convstore._storage.store import DEFAULT_MAX_MESSAGES
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convstore",
         parents=[_url_option()],
         description="Manage a convstore database: migrations, sessions, retry statistics, "
-        "import of old snapshot files, purging old history, and a demo.",
+        "shared cooldowns, import of old snapshot files, purging old history, and a demo.",
         epilog="Try `convstore demo` first. Times are shown in UTC.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -83,7 +83,7 @@ class _Commands:
         )
 
     def add_browsing(self) -> None:
-        """sessions, show, stats."""
+        """sessions, show, stats, cooldowns."""
         sub = self._add(
             "sessions",
             browse.list_sessions,
@@ -123,6 +123,15 @@ class _Commands:
             help="only since then: an age (24h, 7d) or an ISO time (default: all history)",
         )
         sub.add_argument("--operation", metavar="NAME", help="only this operation's retries")
+        sub = self._add(
+            "cooldowns",
+            cooldowns.cooldowns,
+            "list the rate limits cooling down now, for every worker on the database",
+            as_json=True,
+        )
+        sub.add_argument(
+            "--limit", type=count, default=100, metavar="N", help="at most N (default 100; 0: all)"
+        )
 
     def add_changes(self) -> None:
         """import-json, purge."""

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 #: many seconds per process.
 STALENESS_S = 0.25
 
+#: The clock the staleness is measured on.
+monotonic = time.monotonic
+
 
 @dataclass(frozen=True, slots=True)
 class _Seen:
@@ -74,12 +77,12 @@ class CooldownBoard:
         await self._repository.write("extend_cooldown", write, repeatable=True)
         seen = self._seen.get(cooldown.limit_key)
         if seen is None or seen.until is None or seen.until < cooldown.until:
-            self._seen[cooldown.limit_key] = _Seen(cooldown.until, time.monotonic())
+            self._seen[cooldown.limit_key] = _Seen(cooldown.until, monotonic())
 
     async def until(self, limit_key: str) -> datetime | None:
         """The key's deadline, as read at most `STALENESS_S` ago (None: none was ever set)."""
         seen = self._seen.get(limit_key)
-        if seen is not None and time.monotonic() - seen.read_at < STALENESS_S:
+        if seen is not None and monotonic() - seen.read_at < STALENESS_S:
             return seen.until
         statement = select(cooldowns.c.until).where(cooldowns.c.limit_key == limit_key)
 
@@ -88,7 +91,7 @@ class CooldownBoard:
             return until
 
         until = await self._repository.read("cooldown", read)
-        self._seen[limit_key] = _Seen(until, time.monotonic())
+        self._seen[limit_key] = _Seen(until, monotonic())
         return until
 
     async def active(self, now: datetime, limit: int | None) -> list[Cooldown]:
