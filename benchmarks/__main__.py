@@ -5,6 +5,7 @@ python -m benchmarks --quick    # a tenth of the work, to try it out
 python -m benchmarks --check    # exit 1 when a target is missed
 python -m benchmarks --postgres-url postgresql://user@host/db   # PostgreSQL too
 python -m benchmarks --langgraph  # ConvstoreSaver against AsyncSqliteSaver instead, two minutes
+python -m benchmarks --cooldowns  # shared cooldowns against a rate-limited server instead
 """
 
 from __future__ import annotations
@@ -52,14 +53,25 @@ if __name__ == "__main__":
         f"default: ${POSTGRES_URL_VARIABLE}",
     )
     parser.add_argument(
+        "--cooldowns",
+        action="store_true",
+        help="measure shared cooldowns against a rate-limited local server instead "
+        "(8 worker processes; on PostgreSQL too with --postgres-url)",
+    )
+    parser.add_argument(
         "--langgraph",
         action="store_true",
         help="measure the LangGraph checkpointer against AsyncSqliteSaver instead",
     )
     args = parser.parse_args()
-    results, notes = asyncio.run(
-        main(0.1 if args.quick else 1.0, args.postgres_url, args.langgraph)
-    )
+    if args.cooldowns:
+        from benchmarks import _cooldowns
+
+        results, notes = _cooldowns.run_all(args.postgres_url)
+    else:
+        results, notes = asyncio.run(
+            main(0.1 if args.quick else 1.0, args.postgres_url, args.langgraph)
+        )
     print(report(results))
     print()
     print("\n".join(f"- {note}" for note in notes))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 
 import asyncpg
@@ -168,3 +169,24 @@ class _Server:
 def _dsn(url: URL) -> str:
     """The URL as asyncpg and convstore both take it, password included."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def fresh_database(url: str, name: str) -> Iterator[str]:
+    """The URL of a new, empty database on the server of `url`, dropped afterwards (for
+    benchmarks that run their own event loops, in other processes)."""
+    server_url = make_url(url).set(drivername="postgresql")
+    database = f"convstore_bench_{os.getpid()}_{name}"
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(_dsn(server_url), timeout=10)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
+    try:
+        yield _dsn(server_url.set(database=database))
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))

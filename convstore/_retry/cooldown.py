@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 #: The random spread added to a cooldown wait, so that the workers waiting on one key do not all
 #: send at the same instant: up to half the time left, at least 0.05 s and at most 5 s.
-SPREAD_FRACTION = 0.5
+SPREAD_FRACTION = 1.0
 MIN_SPREAD_S = 0.05
 MAX_SPREAD_S = 5.0
 

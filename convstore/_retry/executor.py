@@ -65,9 +65,11 @@ class RetryExecutor:
         hooks: Iterable[AttemptHook] = (),
         max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
         limit_key: str | None = None,
+        shared_cooldowns: bool = True,
     ) -> None:
         """Prepare an executor; ``store`` gets every attempt after the ``hooks`` do, and keeps
-        the cooldowns of ``limit_key`` (default: the operation) when it can (a convstore store)."""
+        the cooldowns of ``limit_key`` (default: the operation) when it can (a convstore store)
+        and ``shared_cooldowns`` is left on."""
         if classifier is not None and not isinstance(classifier, ErrorClassifier):
             raise InvalidArgument(f"classifier must be an ErrorClassifier, got {classifier!r}")
         if store is not None and not callable(getattr(store, "record_attempt", None)):
@@ -86,7 +88,11 @@ class RetryExecutor:
         self.max_retry_after_s = max_retry_after_s
         self._sleep: Sleep = sleep if sleep is not None else asyncio.sleep
         self._hooks: tuple[AttemptHook, ...] = tuple(hooks)
-        self._keeper = _keeper(store, limit_key)
+        if not isinstance(shared_cooldowns, bool):
+            raise InvalidArgument(f"shared_cooldowns must be a bool, got {shared_cooldowns!r}")
+        if limit_key is not None and not shared_cooldowns:
+            raise InvalidArgument("limit_key names a shared cooldown: leave shared_cooldowns on")
+        self._keeper = _keeper(store, limit_key) if shared_cooldowns else None
         self.limit_key = limit_key
         if store is not None:
             # Writing to the database is one hook among others, and the last.
@@ -273,6 +279,7 @@ def retry(
     hooks: Iterable[AttemptHook] = (),
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
     limit_key: str | None = None,
+    shared_cooldowns: bool = True,
     max_retries: int | None = None,
     on_retry: OnRetry | None = None,
 ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Coroutine[Any, Any, T]]]:
@@ -290,6 +297,7 @@ def retry(
         hooks=hooks,
         max_retry_after_s=max_retry_after_s,
         limit_key=limit_key,
+        shared_cooldowns=shared_cooldowns,
     )
     _validate.optional_whole_number("max_retries", max_retries, minimum=0)
 

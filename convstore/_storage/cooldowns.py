@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 #: How long a process trusts what it last read of a key's cooldown: a cooldown set by another
 #: process is seen within this (plus one query), and a key costs at most one query per this
 #: many seconds per process.
-STALENESS_S = 0.25
+STALENESS_S = 0.05
 
 #: The clock the staleness is measured on.
 monotonic = time.monotonic

@@ -204,7 +204,7 @@ class Store:
 
     async def cooldown_until(self, limit_key: str) -> datetime | None:
         """When the key's shared cooldown ends (None: it never had one); what another process
-        wrote is seen within ``STALENESS_S`` (0.25 s) of its commit."""
+        wrote is seen within ``STALENESS_S`` (0.05 s) of its commit."""
         return await self._cooldowns.until(_validate.limit_key(limit_key))
 
     async def extend_cooldown(self, limit_key: str, seconds: float, attempt: Attempt) -> datetime:
