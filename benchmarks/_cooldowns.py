@@ -35,6 +35,7 @@ RATE = 20.0
 BURST = 5.0
 LATENCY_S = 0.02
 VARIANTS = ("shared cooldowns", "executor alone", "tenacity")
+TUNED = True
 
 
 class _Bucket:
@@ -116,7 +117,7 @@ async def _calls(variant: str, server: str, database_url: str) -> tuple[list[flo
             )
         else:
             run = convstore.RetryExecutor(
-                _classifier(),
+                _classifier() if TUNED else None,
                 store=store,
                 operation="bench.chat",
                 shared_cooldowns=variant == "shared cooldowns",

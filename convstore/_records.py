@@ -174,6 +174,9 @@ class Cooldown:
     #: Why: the error's class and HTTP status, e.g. ``HTTP 429 on anthropic.RateLimitError``.
     reason: str | None
     status_code: int | None
+    #: The spacing of the key's attempts while it is paced, and until when it is.
+    interval_s: float | None = None
+    paced_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

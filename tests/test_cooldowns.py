@@ -4,11 +4,13 @@ same database, wait it out; the deadline only moves later; the waits are in the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import random
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -95,29 +97,31 @@ async def test_another_process_sees_a_cooldown_within_the_staleness_bound(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A reader trusts what it read for STALENESS_S, then reads again: a cooldown another store
-    writes is seen once that much time has passed, not before (the clock here is the test's)."""
+    writes holds the reader's attempts once that much time has passed, not before (the clock
+    here is the test's)."""
     clock = [1000.0]
     monkeypatch.setattr(board, "monotonic", lambda: clock[0])
     async with convstore.connect(database_url) as reader, convstore.connect(database_url) as writer:
-        assert await reader.cooldown_until(KEY) is None
-        until = await writer.extend_cooldown(KEY, 30, attempt())
-        assert await writer.cooldown_until(KEY) == until  # its own process sees it at once
+        assert await reader.cooldown_admission(KEY) is None
+        await writer.extend_cooldown(KEY, 30, attempt())
+        wait = await writer.cooldown_admission(KEY)  # its own process sees it at once
+        assert wait is not None
+        assert 29 < wait <= 30
         clock[0] += board.STALENESS_S * 0.9
-        assert await reader.cooldown_until(KEY) is None
-        clock[0] += board.STALENESS_S * 0.1
-        assert await reader.cooldown_until(KEY) == until
+        assert await reader.cooldown_admission(KEY) is None
+        clock[0] += board.STALENESS_S * 0.2
+        wait = await reader.cooldown_admission(KEY)
+        assert wait is not None
+        assert wait > 29
 
 
 def test_a_cooldown_set_by_another_process_is_seen(database_url: str) -> None:
     """A child process extends a cooldown; a store in this process, which had read the key
-    before, sees it once STALENESS_S has passed."""
+    before, holds its next attempt once STALENESS_S has passed."""
 
-    async def read(store: convstore.Store) -> datetime | None:
-        return await store.cooldown_until(KEY)
-
-    async def scenario() -> tuple[datetime | None, datetime | None]:
+    async def scenario() -> tuple[float | None, float | None]:
         async with convstore.connect(database_url) as store:
-            before = await read(store)
+            before = await store.cooldown_admission(KEY)
             child = await asyncio.to_thread(
                 subprocess.run,
                 [sys.executable, "-c", CHILD, database_url, KEY],
@@ -128,12 +132,12 @@ def test_a_cooldown_set_by_another_process_is_seen(database_url: str) -> None:
             )
             assert child.returncode == 0, child.stderr
             await asyncio.sleep(board.STALENESS_S)
-            return before, await read(store)
+            return before, await store.cooldown_admission(KEY)
 
     before, after = asyncio.run(scenario())
     assert before is None
     assert after is not None
-    assert after > datetime.now(UTC) + timedelta(seconds=50)
+    assert after > 50
 
 
 CHILD = """
@@ -155,16 +159,59 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+async def test_a_rate_limited_key_is_paced_one_slot_at_a_time(store: convstore.Store) -> None:
+    """After a rate limit asking for 0.5 s, attempts are given slots from the deadline on, each
+    one interval after the last, the interval shrinking with each slot given; a refusal of a
+    paced attempt doubles it."""
+    until = await store.extend_cooldown(KEY, 0.5, attempt_asking(0.5))
+    waits = [await store.cooldown_admission(KEY) for _ in range(5)]
+    slots = [wait for wait in waits if wait is not None]
+    assert len(slots) == 5
+    first = (until - datetime.now(UTC)).total_seconds()
+    assert abs(slots[0] - first) < 0.1
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    expected = [0.5 * board.DECAY**k for k in range(4)]
+    assert gaps == pytest.approx(expected, abs=0.05)
+    (paced,) = await store.cooldowns()
+    assert paced.interval_s == pytest.approx(0.5 * board.DECAY**5)
+    admitted = datetime.now(UTC)
+    await store.extend_cooldown(KEY, 0.5, attempt_asking(0.5), admitted_at=admitted)
+    (doubled,) = await store.cooldowns()
+    assert doubled.interval_s == pytest.approx(board.RAISE * 0.5 * board.DECAY**5)
+    # An attempt given its slot before that raise does not raise the interval again.
+    await store.extend_cooldown(KEY, 0.5, attempt_asking(0.5), admitted_at=admitted)
+    (again,) = await store.cooldowns()
+    assert again.interval_s == doubled.interval_s
+
+
+def attempt_asking(retry_after: float) -> convstore.Attempt:
+    return dataclasses.replace(attempt(), retry_after_s=retry_after)
+
+
 async def test_a_rate_limit_makes_the_next_call_of_the_key_wait_and_the_row_says_so(
     store: convstore.Store,
 ) -> None:
-    """Call A gets a 429 asking for 20 s: it retries after its own backoff (no cooldown wait of
-    its own). Call B, of the same key, then waits the cooldown before its first attempt; its
-    sleeps and its rows agree, apart from the backoff delays."""
-    a_sleeps, b_sleeps = Sleeps(), Sleeps()
-    a = convstore.RetryExecutor(store=store, operation="a", limit_key=KEY, sleep=a_sleeps)
-    b = convstore.RetryExecutor(store=store, operation="b", limit_key=KEY, sleep=b_sleeps)
-    assert await a.execute_with_retry(failing(ApiError(429, retry_after="20"))) == "done"
+    """Call A gets a 429 asking for 0.3 s and retries after its own backoff, in the slot at the
+    deadline. Call B, of the same key, is then paced: it waits for the next slot, and its
+    sleeps and its row agree. Real (short) waits: the slots are on the wall clock."""
+    sleeps: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:
+        sleeps.append(delay)
+        await real_sleep(delay)
+
+    rule = convstore.ErrorRule(
+        convstore.ErrorType.RETRYABLE,
+        status=429,
+        backoff=convstore.BackoffConfig(100, 1000, 2.0, 0.0, 3),
+        cooldown=True,
+    )
+    classifier = convstore.ErrorClassifier(rules=[rule])
+    a = convstore.RetryExecutor(classifier, store=store, operation="a", limit_key=KEY, sleep=sleep)
+    b = convstore.RetryExecutor(classifier, store=store, operation="b", limit_key=KEY, sleep=sleep)
+    assert await a.execute_with_retry(failing(ApiError(429, retry_after="0.3"))) == "done"
+    a_sleeps = list(sleeps)
     assert await b.execute_with_retry(failing()) == "done"
     rows = await events(store)
     assert [row[:3] for row in rows] == [
@@ -172,21 +219,13 @@ async def test_a_rate_limit_makes_the_next_call_of_the_key_wait_and_the_row_says
         ("a", 2, "success"),
         ("b", 1, "success"),
     ]
-    assert a_sleeps.delays == [rows[0][3]]  # A waited its backoff only
-    assert rows[0][4] is None
-    assert rows[1][4] is None
-    (waited,) = b_sleeps.delays
-    assert rows[2][4] == waited
-    assert 19 < waited <= 20 + board_spread(20)
+    assert a_sleeps[0] == rows[0][3] == pytest.approx(0.3)  # A's backoff: the server's ask
+    assert rows[1][4] is None or rows[1][4] < 0.05  # its slot was the deadline it waited out
+    (b_wait,) = sleeps[len(a_sleeps) :]
+    assert rows[2][4] == b_wait
+    assert 0.2 < b_wait < 0.35  # the next slot, one interval (0.3 s x DECAY) later
     (cooldown,) = await store.cooldowns()
-    assert cooldown.operation == "a"
-    assert cooldown.limit_key == KEY
-
-
-def board_spread(remaining: float) -> float:
-    from convstore._retry.cooldown import spread_s
-
-    return spread_s(remaining, lambda: 1.0)
+    assert (cooldown.operation, cooldown.limit_key) == ("a", KEY)
 
 
 async def test_the_default_key_is_the_operation(store: convstore.Store) -> None:

@@ -47,9 +47,9 @@ class RetryExecutor:
     With a convstore store, calls share cooldowns by ``limit_key`` (default: the operation):
     after a rate limit or an overload (429, 529, 503, or a rule with ``cooldown=True``) the key
     cools down, for every worker on the database, for the later of the server's Retry-After and
-    the policy's delay; before every attempt, the first included, a call waits out its key's
-    cooldown plus a random spread (``cooldown_wait_s`` in its row), and gives up with
-    `CooldownTooLong` when the cooldown outlasts ``max_retry_after_s``.
+    the policy's delay, and its attempts are paced one slot at a time; before every attempt, the
+    first included, a call waits for its slot (``cooldown_wait_s`` in its row), and gives up
+    with `CooldownTooLong` when the slot is further off than ``max_retry_after_s``.
 
     An executor keeps no per-call state, so one instance may serve many concurrent calls.
     """
@@ -246,7 +246,7 @@ class RetryExecutor:
 
 def _keeper(store: AttemptRecorder | None, limit_key: str | None) -> CooldownKeeper | None:
     """The store as the keeper of shared cooldowns, when it is one; ``limit_key`` checked."""
-    keeps = callable(getattr(store, "cooldown_until", None)) and callable(
+    keeps = callable(getattr(store, "cooldown_admission", None)) and callable(
         getattr(store, "extend_cooldown", None)
     )
     if limit_key is not None:

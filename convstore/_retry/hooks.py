@@ -36,15 +36,24 @@ class Sleep(Protocol):
 
 
 class CooldownKeeper(Protocol):
-    """A place that keeps rate limits' cooldowns for every worker, such as the convstore store."""
+    """A place that keeps rate limits' cooldowns and pacing for every worker, such as the
+    convstore store."""
 
-    async def cooldown_until(self, limit_key: str, /) -> datetime | None:
-        """When the key's cooldown ends (timezone-aware UTC), None when it never had one."""
+    async def cooldown_admission(self, limit_key: str, /) -> float | None:
+        """None when the key is neither cooling down nor paced; else the seconds until the
+        slot given to the attempt about to be made."""
         ...
 
     async def extend_cooldown(
-        self, limit_key: str, seconds: float, attempt: Attempt, /
+        self,
+        limit_key: str,
+        seconds: float,
+        attempt: Attempt,
+        /,
+        *,
+        admitted_at: datetime | None = None,
     ) -> datetime:
-        """Make the key cool down for `seconds` from now, unless it already does for longer;
-        `attempt` is the failed attempt that asks for it. The deadline asked for."""
+        """Make the key cool down for `seconds` from now, unless it already does for longer,
+        and pace it; `attempt` is the failed attempt that asks for it, `admitted_at` when it
+        was given its slot, if it was paced. The deadline asked for."""
         ...

@@ -145,6 +145,12 @@ class CooldownRow(Base):
     operation: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str | None] = mapped_column(Text)
     status_code: Mapped[int | None] = mapped_column(Integer)
+    #: Pacing, convstore's own: the spacing of the key's attempts, when it was last raised, the
+    #: next free slot and until when the key is paced, the last three in seconds since the epoch.
+    interval_s: Mapped[float | None] = mapped_column(Float)
+    raised_at_s: Mapped[float | None] = mapped_column(Float)
+    next_slot_s: Mapped[float | None] = mapped_column(Float)
+    paced_until_s: Mapped[float | None] = mapped_column(Float)
 
 
 class CheckpointRow(Base):

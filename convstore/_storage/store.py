@@ -203,31 +203,49 @@ class Store:
         return await self._cooldowns.active(utcnow(), _validate.limit(limit))
 
     async def cooldown_until(self, limit_key: str) -> datetime | None:
-        """When the key's shared cooldown ends (None: it never had one); what another process
-        wrote is seen within ``STALENESS_S`` (0.05 s) of its commit."""
+        """When the key's shared cooldown ends, None if it never had one."""
         return await self._cooldowns.until(_validate.limit_key(limit_key))
 
-    async def extend_cooldown(self, limit_key: str, seconds: float, attempt: Attempt) -> datetime:
-        """Make the key cool down for `seconds` from now, unless it already does for longer;
-        `attempt` is the failed attempt that asks for it (the retry executor calls this). The
-        deadline asked for (the key's may be later)."""
+    async def cooldown_admission(self, limit_key: str) -> float | None:
+        """None when the key is neither cooling down nor paced: an attempt may go now. Else the
+        seconds until the slot this call now holds (the retry executor calls this before every
+        attempt); what another process wrote is seen within 0.025 s of its commit."""
+        return await self._cooldowns.admit(_validate.limit_key(limit_key))
+
+    async def extend_cooldown(
+        self,
+        limit_key: str,
+        seconds: float,
+        attempt: Attempt,
+        *,
+        admitted_at: datetime | None = None,
+    ) -> datetime:
+        """Make the key cool down for `seconds` from now, unless it already does for longer,
+        and pace its attempts; `attempt` is the failed attempt that asks for it, `admitted_at`
+        when it was given its slot, if it was paced (the retry executor calls this). The
+        deadline asked for."""
         seconds = _validate.real_number("seconds", seconds, minimum=0.0)
         if not isinstance(attempt, Attempt):
             raise InvalidArgument(f"attempt must be a convstore.Attempt, not {attempt!r}")
+        if admitted_at is not None and (
+            not isinstance(admitted_at, datetime) or admitted_at.tzinfo is None
+        ):
+            raise InvalidArgument(
+                f"admitted_at must be a timezone-aware datetime or None, not {admitted_at!r}"
+            )
         now = utcnow()
         until = deadline(now, seconds)
         status = "" if attempt.status_code is None else f"HTTP {attempt.status_code} on "
-        await self._cooldowns.extend(
-            Cooldown(
-                limit_key=_validate.limit_key(limit_key),
-                until=until,
-                set_at=now,
-                call_id=_validate.storable(attempt.call_id),
-                operation=_validate.storable(attempt.operation),
-                reason=_validate.storable(f"{status}{attempt.error_class or 'an error'}"),
-                status_code=attempt.status_code,
-            )
+        cooldown = Cooldown(
+            limit_key=_validate.limit_key(limit_key),
+            until=until,
+            set_at=now,
+            call_id=_validate.storable(attempt.call_id),
+            operation=_validate.storable(attempt.operation),
+            reason=_validate.storable(f"{status}{attempt.error_class or 'an error'}"),
+            status_code=attempt.status_code,
         )
+        await self._cooldowns.extend(cooldown, attempt.retry_after_s, admitted_at)
         return until
 
     async def retry_summary(

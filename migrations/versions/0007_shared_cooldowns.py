@@ -1,5 +1,5 @@
-"""Shared cooldowns: a ``cooldowns`` table, one row per rate limit (``limit_key``), and the wait
-each attempt spent on one, ``retry_events.cooldown_wait_s``.
+"""Shared cooldowns: a ``cooldowns`` table, one row per rate limit (``limit_key``) with its
+deadline and its pacing, and the wait each attempt spent on one, ``retry_events.cooldown_wait_s``.
 
 Both changes are additive: a new table and a nullable column, written in place on both backends.
 
@@ -32,6 +32,10 @@ def upgrade() -> None:
         sa.Column("operation", sa.String(255), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("interval_s", sa.Float(), nullable=True),
+        sa.Column("raised_at_s", sa.Float(), nullable=True),
+        sa.Column("next_slot_s", sa.Float(), nullable=True),
+        sa.Column("paced_until_s", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("limit_key", name=op.f("pk_cooldowns")),
     )
     op.add_column("retry_events", sa.Column("cooldown_wait_s", sa.Float(), nullable=True))

@@ -1,4 +1,4 @@
-"""`cooldowns`: the rate limits every worker on the database is waiting out now."""
+"""`cooldowns`: the rate limits every worker on the database is waiting out, or pacing, now."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from convstore._storage.types import utcnow
 
 
 async def cooldowns(args: argparse.Namespace) -> int:
-    """List the active shared cooldowns, the one ending last first."""
+    """List the keys cooling down or paced now, the cooldown ending last first."""
     async with database.open_store(database_url(args), migrate=False) as store:
         now = utcnow()
         active = await store.cooldowns(args.limit or None)
@@ -32,19 +32,20 @@ async def cooldowns(args: argparse.Namespace) -> int:
         return 0
     print(
         table(
-            ["LIMIT KEY", "UNTIL (UTC)", "LEFT (S)", "SET BY", "REASON"],
+            ["LIMIT KEY", "UNTIL (UTC)", "LEFT (S)", "PACED EVERY", "SET BY", "REASON"],
             [
                 (
                     c.limit_key,
                     when(c.until),
-                    display.seconds((c.until - now).total_seconds()),
+                    display.seconds(max((c.until - now).total_seconds(), 0.0)),
+                    "-" if c.interval_s is None else f"{c.interval_s * 1000:.0f} ms",
                     c.operation,
                     or_dash(c.reason),
                 )
                 for c in active
             ],
-            right=[2],
-            cut=[0, 3, 4],
+            right=[2, 3],
+            cut=[0, 4, 5],
             width=screen_width(),
         )
     )
