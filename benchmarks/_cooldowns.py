@@ -27,7 +27,7 @@ import httpx
 import tenacity
 
 import convstore
-from benchmarks._report import Figure
+from benchmarks._report import Figure, median_ms, timed
 
 WORKERS = 8
 CALLS = 25
@@ -177,6 +177,24 @@ async def _prepare(database_url: str) -> None:
         pass
 
 
+async def _idle_cost_ms(database_url: str, calls: int = 2000) -> tuple[float, float]:
+    """Median ms of a successful call through an executor with a store, with shared cooldowns
+    (an idle key: the cached check) and without."""
+
+    async def ok() -> str:
+        return "ok"
+
+    async with convstore.connect(database_url, migrate=False) as store:
+        shared = convstore.RetryExecutor(store=store, operation="bench.idle")
+        alone = convstore.RetryExecutor(store=store, operation="bench.idle", shared_cooldowns=False)
+        with_check: list[float] = []
+        without: list[float] = []
+        for _ in range(calls // 100):
+            with_check += [await timed(shared.execute_with_retry, ok) for _ in range(100)]
+            without += [await timed(alone.execute_with_retry, ok) for _ in range(100)]
+    return median_ms(with_check), median_ms(without)
+
+
 def run(database_url: str, backend: str) -> tuple[list[Figure], list[str]]:
     """The three variants on one database (already empty), and their figures."""
     asyncio.run(_prepare(database_url))
@@ -202,6 +220,17 @@ def run(database_url: str, backend: str) -> tuple[list[Figure], list[str]]:
             outcomes["executor alone"].wall_s,
             "<= 1.0x",
             1.0,
+        )
+    )
+    idle, alone = asyncio.run(_idle_cost_ms(database_url))
+    figures.append(
+        Figure(
+            f"cooldowns{suffix}",
+            "a call on an idle key vs without shared cooldowns (median ms)",
+            idle,
+            alone,
+            "<= 1.1x",
+            1.1,
         )
     )
     notes = [

@@ -9,6 +9,7 @@ import itertools
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -182,6 +183,31 @@ async def test_a_rate_limited_key_is_paced_one_slot_at_a_time(store: convstore.S
     await store.extend_cooldown(KEY, 0.5, attempt_asking(0.5), admitted_at=admitted)
     (again,) = await store.cooldowns()
     assert again.interval_s == doubled.interval_s
+
+
+async def test_concurrent_workers_never_share_a_slot(database_url: str) -> None:
+    """Eight stores (as eight workers) take slots of one paced key at once: every slot is its
+    own, each at least the shrinking interval after the one before."""
+    stores = [await convstore.connect(database_url) for _ in range(8)]
+    slots: list[float] = []
+
+    async def worker(store: convstore.Store) -> None:
+        for _ in range(5):
+            wait = await store.cooldown_admission(KEY)
+            assert wait is not None
+            slots.append(time.time() + wait)
+
+    try:
+        await stores[0].extend_cooldown(KEY, 0.2, attempt_asking(0.2))
+        await asyncio.gather(*(worker(store) for store in stores))
+    finally:
+        for store in stores:
+            await store.close()
+    slots.sort()
+    smallest = 0.2 * board.DECAY ** len(slots)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    assert len(slots) == 40
+    assert min(gaps) > smallest - 0.02  # the clocks read after each claim differ by a little
 
 
 def attempt_asking(retry_after: float) -> convstore.Attempt:
