@@ -1,5 +1,6 @@
-"""The cost per attempt of recording the attempts of other retry libraries (tenacity, stamina),
-against each library retrying the same call without recording, in the same run."""
+"""The cost per attempt of recording attempts: convstore's executor with and without a store,
+and tenacity and stamina with and without convstore's hooks, each on the same call in the same
+run."""
 
 from __future__ import annotations
 
@@ -59,6 +60,12 @@ async def run(directory: Path, scale: float) -> list[Figure]:
     """The tenacity and stamina figures, on a SQLite file."""
     calls = max(BLOCK, int(1000 * scale))
     async with convstore.connect(f"sqlite:///{directory / 'hooks.db'}") as store:
+        bare = convstore.RetryExecutor(operation="bench", sleep=_no_sleep)
+        logged = convstore.RetryExecutor(store=store, operation="bench", sleep=_no_sleep)
+        log_ms = await _per_attempt(
+            bare.execute_with_retry, logged.execute_with_retry, calls, ATTEMPTS
+        )
+
         plain = tenacity.AsyncRetrying(
             sleep=_no_sleep,
             retry=retry_if_retryable(),
@@ -88,6 +95,14 @@ async def run(directory: Path, scale: float) -> list[Figure]:
         finally:
             set_on_retry_hooks(list(previous))
     return [
+        Figure(
+            "log",
+            "added per logged attempt (ms; baseline: the 1 ms budget)",
+            log_ms,
+            1.0,
+            "<= 1.0x",
+            1.0,
+        ),
         Figure(
             "hooks",
             "tenacity: added per recorded attempt (ms; baseline: the 1 ms budget)",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -12,9 +12,8 @@ from typing import Any
 import convstore
 from benchmarks import _hooks
 from benchmarks._lower_bound import LowerBound
-from benchmarks._report import Figure, median_ms, timed
+from benchmarks._report import Figure
 from benchmarks._workloads import (
-    BLOCK,
     W5_KINDS,
     appends,
     flatness,
@@ -59,7 +58,6 @@ async def run(scale: float) -> list[Figure]:
                     higher_is_better=True,
                 )
             )
-        figures += await _retry_log(directory, scale)
         figures += await _hooks.run(directory, scale)
     return figures
 
@@ -119,42 +117,3 @@ async def _disk(store: convstore.Store, bound: LowerBound) -> Figure:
         "<= 1.2x",
         1.2,
     )
-
-
-async def _retry_log(directory: Path, scale: float) -> list[Figure]:
-    """The cost of writing each attempt of a fail, fail, succeed call to retry_events."""
-    store = await convstore.connect(f"sqlite:///{directory / 'retry.db'}")
-
-    async def no_sleep(delay: float) -> None:
-        pass
-
-    def flaky() -> Callable[[], Awaitable[str]]:
-        failures = [TimeoutError("read timed out"), ConnectionResetError("reset by peer")]
-
-        async def call() -> str:
-            if failures:
-                raise failures.pop()
-            return "ok"
-
-        return call
-
-    logged = convstore.RetryExecutor(store=store, operation="bench", sleep=no_sleep)
-    bare = convstore.RetryExecutor(operation="bench", sleep=no_sleep)
-    with_store: list[float] = []
-    without: list[float] = []
-    calls = max(BLOCK, int(1000 * scale))
-    for _ in range(0, calls, BLOCK):
-        without += [await timed(bare.execute_with_retry, flaky()) for _ in range(BLOCK)]
-        with_store += [await timed(logged.execute_with_retry, flaky()) for _ in range(BLOCK)]
-    await store.close()
-    added_per_attempt = (median_ms(with_store) - median_ms(without)) / 3
-    return [
-        Figure(
-            "log",
-            "added per logged attempt (ms; baseline: the 1 ms budget)",
-            added_per_attempt,
-            1.0,
-            "<= 1.0x",
-            1.0,
-        )
-    ]

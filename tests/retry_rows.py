@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import convstore
@@ -18,6 +18,18 @@ class ApiError(Exception):
         super().__init__(f"Error code: {status_code}")
         self.status_code = status_code
         self.headers = {} if retry_after is None else {"retry-after": retry_after}
+
+
+def flaky(*errors: BaseException) -> Callable[[], Awaitable[str]]:
+    """An async function raising `errors` in turn, then returning "done"."""
+    left = list(errors)
+
+    async def call() -> str:
+        if left:
+            raise left.pop(0)
+        return "done"
+
+    return call
 
 
 async def rows(store: convstore.Store) -> list[tuple[Any, ...]]:

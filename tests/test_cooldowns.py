@@ -10,28 +10,16 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from retry_rows import ApiError, Sleeps
+from retry_rows import ApiError, Sleeps, flaky
 
 import convstore
 from convstore._storage import cooldowns as board
 
 KEY = "anthropic:claude"
-
-
-def failing(*errors: BaseException) -> Callable[[], Awaitable[str]]:
-    left = list(errors)
-
-    async def call() -> str:
-        if left:
-            raise left.pop(0)
-        return "done"
-
-    return call
 
 
 def attempt(call_id: str = "c1") -> convstore.Attempt:
@@ -236,9 +224,9 @@ async def test_a_rate_limit_makes_the_next_call_of_the_key_wait_and_the_row_says
     classifier = convstore.ErrorClassifier(rules=[rule])
     a = convstore.RetryExecutor(classifier, store=store, operation="a", limit_key=KEY, sleep=sleep)
     b = convstore.RetryExecutor(classifier, store=store, operation="b", limit_key=KEY, sleep=sleep)
-    assert await a.execute_with_retry(failing(ApiError(429, retry_after="0.3"))) == "done"
+    assert await a.execute_with_retry(flaky(ApiError(429, retry_after="0.3"))) == "done"
     a_sleeps = list(sleeps)
-    assert await b.execute_with_retry(failing()) == "done"
+    assert await b.execute_with_retry(flaky()) == "done"
     rows = await events(store)
     assert [row[:3] for row in rows] == [
         ("a", 1, "retry"),
@@ -259,11 +247,11 @@ async def test_the_default_key_is_the_operation(store: convstore.Store) -> None:
     sleeps = Sleeps()
     chat = convstore.RetryExecutor(store=store, operation="chat", sleep=sleeps)
     embed = convstore.RetryExecutor(store=store, operation="embed", sleep=sleeps)
-    await chat.execute_with_retry(failing(ApiError(529)))
+    await chat.execute_with_retry(flaky(ApiError(529)))
     sleeps.delays.clear()
-    await embed.execute_with_retry(failing())
+    await embed.execute_with_retry(flaky())
     assert sleeps.delays == []
-    await chat.execute_with_retry(failing())
+    await chat.execute_with_retry(flaky())
     assert len(sleeps.delays) == 1
     assert [c.limit_key for c in await store.cooldowns()] == ["chat"]
 
@@ -282,7 +270,7 @@ async def test_only_rate_limits_and_overloads_cool_the_key_down(
     store: convstore.Store, error: Exception, cools: bool
 ) -> None:
     executor = convstore.RetryExecutor(store=store, limit_key=KEY, sleep=Sleeps())
-    await executor.execute_with_retry(failing(error))
+    await executor.execute_with_retry(flaky(error))
     assert bool(await store.cooldowns()) is cools
 
 
@@ -301,7 +289,7 @@ async def test_a_rule_can_say_an_error_is_a_rate_limit(store: convstore.Store) -
     executor = convstore.RetryExecutor(
         convstore.ErrorClassifier(rules=[rule]), store=store, limit_key=KEY, sleep=Sleeps()
     )
-    await executor.execute_with_retry(failing(Throttled("slow down")))
+    await executor.execute_with_retry(flaky(Throttled("slow down")))
     assert [c.limit_key for c in await store.cooldowns()] == [KEY]
 
 
@@ -337,7 +325,7 @@ async def test_a_cancellation_during_a_cooldown_wait_is_recorded(store: convstor
         await asyncio.sleep(3600)
 
     executor = convstore.RetryExecutor(store=store, limit_key=KEY, sleep=sleep)
-    task = asyncio.create_task(executor.execute_with_retry(failing()))
+    task = asyncio.create_task(executor.execute_with_retry(flaky()))
     await waiting.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -353,14 +341,14 @@ async def test_testing_mode_waits_for_no_cooldown(store: convstore.Store) -> Non
     sleeps = Sleeps()
     executor = convstore.RetryExecutor(store=store, limit_key=KEY, sleep=sleeps)
     with convstore.set_testing(True):
-        assert await executor.execute_with_retry(failing()) == "done"
+        assert await executor.execute_with_retry(flaky()) == "done"
     assert sleeps.delays == []
 
 
 async def test_the_summary_adds_up_the_cooldown_waits(store: convstore.Store) -> None:
     await store.extend_cooldown(KEY, 10, attempt())
     executor = convstore.RetryExecutor(store=store, operation="op", limit_key=KEY, sleep=Sleeps())
-    await executor.execute_with_retry(failing())
+    await executor.execute_with_retry(flaky())
     (summary,) = await store.retry_summary(operation="op")
     (row,) = await events(store)
     assert summary.total_cooldown_wait_s == row[4]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import tenacity
-from retry_rows import ApiError, Sleeps, calls, rows
+from retry_rows import ApiError, Sleeps, calls, flaky, rows
 
 import convstore
 from convstore.integrations.tenacity import (
@@ -17,18 +16,6 @@ from convstore.integrations.tenacity import (
     stop_after_policy,
     wait_for_policy,
 )
-
-
-def flaky(*errors: BaseException) -> Callable[[], Awaitable[str]]:
-    """An async function raising `errors` in turn, then returning "done"."""
-    left = list(errors)
-
-    async def call() -> str:
-        if left:
-            raise left.pop(0)
-        return "done"
-
-    return call
 
 
 def fixed_jitter() -> float:

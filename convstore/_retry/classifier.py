@@ -201,3 +201,12 @@ class ErrorClassifier:
             if verdict is not None:
                 return build(verdict, depth)
         return build(Verdict(ErrorType.RETRYABLE, Policy.DEFAULT, Evidence.DEFAULT), 0)
+
+
+def classifier_or_default(classifier: ErrorClassifier | None) -> ErrorClassifier:
+    """`classifier`, checked, or a default `ErrorClassifier` when None."""
+    if classifier is None:
+        return ErrorClassifier()
+    if not isinstance(classifier, ErrorClassifier):
+        raise InvalidArgument(f"classifier must be an ErrorClassifier, not {classifier!r}")
+    return classifier

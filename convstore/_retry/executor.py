@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 from convstore import _validate
 from convstore._records import Attempt, Outcome
 from convstore._retry.attempts import Call, decide, emit, operation_name
-from convstore._retry.classifier import ErrorClassifier
+from convstore._retry.classifier import ErrorClassifier, classifier_or_default
 from convstore._retry.cooldown import CooldownWaitCancelled, SharedCooldown
 from convstore._retry.hooks import AttemptHook, AttemptRecorder, CooldownKeeper, OnRetry, Sleep
 from convstore.exceptions import CooldownTooLong, InvalidArgument
@@ -70,8 +70,6 @@ class RetryExecutor:
         """Prepare an executor; ``store`` gets every attempt after the ``hooks`` do, and keeps
         the cooldowns of ``limit_key`` (default: the operation) when it can (a convstore store)
         and ``shared_cooldowns`` is left on."""
-        if classifier is not None and not isinstance(classifier, ErrorClassifier):
-            raise InvalidArgument(f"classifier must be an ErrorClassifier, got {classifier!r}")
         if store is not None and not callable(getattr(store, "record_attempt", None)):
             raise InvalidArgument(
                 f"store must have an async record_attempt(attempt) method, got {store!r}"
@@ -81,7 +79,7 @@ class RetryExecutor:
         max_retry_after_s = _validate.real_number(
             "max_retry_after_s", max_retry_after_s, minimum=0.0, finite=False
         )
-        self.classifier = classifier if classifier is not None else ErrorClassifier()
+        self.classifier = classifier_or_default(classifier)
         self.store = store
         self.session_id = None if session_id is None else _validate.session_id(session_id)
         self.operation = operation

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from convstore import _validate
 from convstore._records import Attempt, ErrorType, Outcome
 from convstore._retry.attempts import Call, emit
-from convstore._retry.classifier import ErrorClassifier
+from convstore._retry.classifier import ErrorClassifier, classifier_or_default
 from convstore._retry.executor import DEFAULT_MAX_RETRY_AFTER_S
 from convstore.exceptions import InvalidArgument
 from convstore.integrations._extras import missing_extra
@@ -46,14 +46,6 @@ __all__ = ["RecordAttempts", "retry_on"]
 logger = logging.getLogger("convstore")
 
 
-def _classifier(classifier: ErrorClassifier | None) -> ErrorClassifier:
-    if classifier is None:
-        return ErrorClassifier()
-    if not isinstance(classifier, ErrorClassifier):
-        raise InvalidArgument(f"classifier must be an ErrorClassifier, not {classifier!r}")
-    return classifier
-
-
 def retry_on(
     classifier: ErrorClassifier | None = None,
     *,
@@ -66,7 +58,7 @@ def retry_on(
     for when the server sent Retry-After (stamina then waits exactly that); True otherwise
     (stamina's own backoff). stamina's ``attempts`` and ``timeout`` still bound the retries.
     """
-    checked = _classifier(classifier)
+    checked = classifier_or_default(classifier)
     limit = _validate.real_number("max_retry_after_s", max_retry_after_s, minimum=0.0, finite=False)
 
     def on(error: Exception) -> bool | float:
@@ -122,7 +114,7 @@ class RecordAttempts:
             raise InvalidArgument(f"loop must be an asyncio event loop, got {loop!r}")
         self.store = store
         self.session_id = None if session_id is None else _validate.session_id(session_id)
-        self.classifier = _classifier(classifier)
+        self.classifier = classifier_or_default(classifier)
         self.loop = loop
         self._pending: set[asyncio.Future[None]] = set()
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from convstore import _validate
 from convstore._records import ErrorType, Outcome
 from convstore._retry.attempts import Call, decide, emit, final_outcome, operation_name
-from convstore._retry.classifier import ErrorClassifier, Explanation
+from convstore._retry.classifier import ErrorClassifier, Explanation, classifier_or_default
 from convstore._retry.executor import DEFAULT_MAX_RETRY_AFTER_S
 from convstore._retry.testing import testing_attempts
 from convstore.exceptions import ConfigurationError, InvalidArgument
@@ -48,14 +48,6 @@ __all__ = [
 ]
 
 
-def _classifier(classifier: ErrorClassifier | None) -> ErrorClassifier:
-    if classifier is None:
-        return ErrorClassifier()
-    if not isinstance(classifier, ErrorClassifier):
-        raise InvalidArgument(f"classifier must be an ErrorClassifier, not {classifier!r}")
-    return classifier
-
-
 def _failure(retry_state: RetryCallState) -> Exception | None:
     """The exception the last attempt raised, if it raised an `Exception`."""
     outcome = retry_state.outcome
@@ -70,7 +62,7 @@ class retry_if_retryable(tenacity.retry_base):
     degraded and non-retryable ones (and never retry a result, or a cancellation)."""
 
     def __init__(self, classifier: ErrorClassifier | None = None) -> None:
-        self.classifier = _classifier(classifier)
+        self.classifier = classifier_or_default(classifier)
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         error = _failure(retry_state)
@@ -82,7 +74,7 @@ class wait_for_policy(wait_base):
     Retry-After; no time at all in testing mode (`convstore.set_testing`)."""
 
     def __init__(self, classifier: ErrorClassifier | None = None) -> None:
-        self.classifier = _classifier(classifier)
+        self.classifier = classifier_or_default(classifier)
 
     def __call__(self, retry_state: RetryCallState) -> float:
         error = _failure(retry_state)
@@ -107,7 +99,7 @@ class stop_after_policy(stop_base):
         max_retries: int | None = None,
         max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
     ) -> None:
-        self.classifier = _classifier(classifier)
+        self.classifier = classifier_or_default(classifier)
         self.max_retries = _validate.optional_whole_number("max_retries", max_retries, minimum=0)
         self.max_retry_after_s = _validate.real_number(
             "max_retry_after_s", max_retry_after_s, minimum=0.0, finite=False
@@ -170,7 +162,7 @@ def record_attempts(
     for name, strategy in (("retry", retry), ("wait", wait), ("stop", stop)):
         if strategy is not None and not callable(strategy):
             raise InvalidArgument(f"{name} must be a tenacity strategy, got {strategy!r}")
-    checked = _classifier(classifier)
+    checked = classifier_or_default(classifier)
     recorder = _Recorder(
         store=store,
         operation=operation,
