@@ -5,6 +5,9 @@ interrupted and list them; classify API errors and retry calls with `RetryExecut
 logging every attempt to the same database.
 """
 
+import importlib
+import typing
+
 from convstore._conversation.check import Problem, check_conversation
 from convstore._records import (
     Attempt,
@@ -24,8 +27,6 @@ from convstore._retry.executor import RetryExecutor, retry
 from convstore._retry.hooks import AttemptHook, AttemptRecorder, OnRetry, Sleep
 from convstore._retry.rules import ErrorRule
 from convstore._retry.testing import is_testing, set_testing
-from convstore._storage.lease import Lease
-from convstore._storage.store import Store, connect
 from convstore.exceptions import (
     CommitUnknown,
     ConfigurationError,
@@ -39,6 +40,32 @@ from convstore.exceptions import (
     StorageError,
     TransientStorageError,
 )
+
+if typing.TYPE_CHECKING:
+    from convstore._storage.lease import Lease
+    from convstore._storage.store import Store, connect
+
+#: The storage side, imported on first use: `import convstore` imports neither SQLAlchemy nor a
+#: driver, so that code which only classifies and retries starts fast.
+_STORAGE = {
+    "Lease": "convstore._storage.lease",
+    "Store": "convstore._storage.store",
+    "connect": "convstore._storage.store",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _STORAGE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'convstore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Attempt",

@@ -233,3 +233,30 @@ async def test_revision_0006_keeps_unknown_durations_and_a_downgrade_stores_zero
     assert await durations() == [("known", 0.25), ("unknown", 0.0)]
     await migrate(store.engine, "upgrade", "head")
     assert await durations() == [("known", 0.25), ("unknown", 0.0)]
+
+
+def test_the_revisions_convstore_names_are_its_scripts() -> None:
+    """`REVISIONS`, which lets connect check a database without alembic, lists the bundled
+    scripts oldest first."""
+    from alembic.script import ScriptDirectory
+
+    from convstore._storage.migrate import REVISIONS
+
+    script = ScriptDirectory.from_config(alembic_config())
+    assert tuple(rev.revision for rev in reversed(list(script.walk_revisions()))) == REVISIONS
+
+
+def test_connect_to_a_current_database_does_not_import_alembic(tmp_path: Path) -> None:
+    """alembic is imported to migrate, not to open a database already at the newest revision."""
+    url = f"sqlite:///{tmp_path / 'current.db'}"
+    code = (
+        "import asyncio, sys, convstore\n"
+        "async def main(url):\n"
+        "    async with convstore.connect(url) as store:\n"
+        "        await store.save_snapshot('s', [])\n"
+        "asyncio.run(main(sys.argv[1]))\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    first = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True)
+    second = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True)
+    assert (first.stdout.strip(), second.stdout.strip()) == ("True", "False"), second.stderr

@@ -5,6 +5,7 @@ says whether the same call may succeed later (`TransientStorageError`), needs a 
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -60,24 +61,26 @@ _PG_PERMANENT = frozenset(
 )
 
 
+_asyncpg_found: tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]] | None = None
+
+
 def _asyncpg_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
-    """asyncpg's errors, if it is installed: all of them, and those of a connection that is
-    gone or was left unusable (raised by the client, not sent by the server)."""
-    try:
-        import asyncpg
-    except ImportError:  # PostgreSQL support is an optional extra
-        return (), ()
-    lost = (asyncpg.InterfaceError, asyncpg.InternalClientError)
-    return (asyncpg.PostgresError, *lost), lost
+    """asyncpg's errors: all of them, and those of a connection that is gone or was left
+    unusable (raised by the client, not sent by the server). None before asyncpg is imported:
+    until then none of them can be raised, and SQLite users never import it."""
+    global _asyncpg_found
+    if _asyncpg_found is None:
+        asyncpg = sys.modules.get("asyncpg")
+        if asyncpg is None:
+            return (), ()
+        lost = (asyncpg.InterfaceError, asyncpg.InternalClientError)
+        _asyncpg_found = (asyncpg.PostgresError, *lost), lost
+    return _asyncpg_found
 
 
-_ASYNCPG_ERRORS, _ASYNCPG_LOST = _asyncpg_errors()
-_DRIVER_ERRORS: tuple[type[Exception], ...] = (
-    SQLAlchemyError,
-    sqlite3.Error,
-    OSError,
-    *_ASYNCPG_ERRORS,
-)
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """Every error of a driver or of SQLAlchemy that convstore translates."""
+    return (SQLAlchemyError, sqlite3.Error, OSError, *_asyncpg_errors()[0])
 
 
 @contextmanager
@@ -87,7 +90,7 @@ def storage_errors(action: str, database: str) -> Iterator[None]:
         yield
     except ConvstoreError:
         raise
-    except _DRIVER_ERRORS as exc:
+    except _driver_errors() as exc:
         raise translate(action, database, exc) from exc
 
 
@@ -102,7 +105,7 @@ def native(exc: BaseException) -> BaseException:
     """The driver's own error behind a SQLAlchemy one (which wraps asyncpg's twice)."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         wrapped = exc.orig.__cause__
-        return wrapped if isinstance(wrapped, _DRIVER_ERRORS) else exc.orig
+        return wrapped if isinstance(wrapped, _driver_errors()) else exc.orig
     return exc
 
 
@@ -115,7 +118,7 @@ def connection_lost(exc: BaseException) -> bool:
     sqlstate = getattr(cause, "sqlstate", None)
     if isinstance(sqlstate, str):
         return _among(sqlstate, _PG_LOST)
-    return isinstance(cause, (ConnectionError, *_ASYNCPG_LOST))
+    return isinstance(cause, (ConnectionError, *_asyncpg_errors()[1]))
 
 
 def kind_of(cause: BaseException) -> type[StorageError]:

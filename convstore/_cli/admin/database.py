@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
-from alembic.util import CommandError
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -99,6 +98,8 @@ async def migrate(
             # The migration lock's first statement must run outside a transaction.
             await conn.rollback()
             migrations.check_revision(before, migrate=True)  # refuses a newer convstore's database
+            from alembic.util import CommandError  # alembic is imported only to migrate
+
             try:
                 await migrations.run_alembic(conn, action, target)
             except CommandError as exc:
