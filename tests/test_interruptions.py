@@ -6,7 +6,6 @@ from datetime import UTC
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 import convstore
 
@@ -160,18 +159,13 @@ async def test_listing_reads_an_index_not_every_session(
     store: convstore.Store, backend: str
 ) -> None:
     """The query the list runs searches the partial index of interrupted sessions, with no sort."""
-    captured: list[tuple[str, Any]] = []
+    from convstore._storage.statements import interrupted_sessions
 
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if "FROM sessions" in statement:
-            captured.append((statement, parameters))
-
-    event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
-    try:
-        await store.list_interrupted_sessions(limit=10)
-    finally:
-        event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
-    [(statement, parameters)] = captured
+    query = interrupted_sessions().params(limit=10)
+    statement = str(
+        query.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True})
+    )
+    parameters: dict[str, Any] = {}
     async with store.engine.connect() as conn:
         if backend == "sqlite":
             explain, sort = "EXPLAIN QUERY PLAN ", "TEMP B-TREE"

@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convstore._records import (
@@ -27,7 +27,12 @@ from convstore._records import (
 from convstore._storage.reconnect import Progress, reconnecting
 from convstore._storage.retry_history import summary, summary_query
 from convstore._storage.schema import interruptions, sessions
-from convstore._storage.statements import resolve_session, upsert_session
+from convstore._storage.statements import (
+    add_history,
+    interrupted_sessions,
+    resolve_session,
+    upsert_session,
+)
 from convstore._storage.transactions import write_transaction
 from convstore.exceptions import LeaseHeld
 
@@ -303,33 +308,14 @@ class Repository(ABC):
 
     async def list_interrupted(self, limit: int | None, now: datetime) -> list[InterruptedSession]:
         """Interrupted sessions, newest interruption first."""
-        query = (
-            select(
-                sessions.c.session_id,
-                sessions.c.message_count,
-                sessions.c.interrupted_at,
-                sessions.c.interrupt_reason,
-            )
-            .where(sessions.c.interrupted_at.is_not(None))
-            # Both columns descending, so the partial index is read backwards with no sort.
-            .order_by(sessions.c.interrupted_at.desc(), sessions.c.session_id.desc())
-            .limit(limit)
-        )
 
-        async def listing(conn: AsyncConnection) -> Sequence[Row[Any, Any, Any, Any]]:
-            return (await conn.execute(query)).all()
+        async def listing(conn: AsyncConnection) -> Sequence[Row[Any]]:
+            result = await conn.execute(interrupted_sessions(), {"limit": limit})
+            rows: Sequence[Row[Any]] = result.all()
+            return rows
 
         rows = await self.read("list_interrupted_sessions", listing)
-        return [
-            InterruptedSession(
-                session_id=session_id,
-                message_count=count,
-                interrupted_at=at,
-                age_seconds=max(0.0, (now - at).total_seconds()),
-                reason=reason,
-            )
-            for session_id, count, at, reason in rows
-        ]
+        return [interrupted(row, now) for row in rows]
 
     async def interruptions(self, session_id: str | None, limit: int | None) -> list[Interruption]:
         """The crash history, newest first, of one session or of all."""
@@ -371,17 +357,19 @@ class Repository(ABC):
 async def _add_history(
     conn: AsyncConnection, session_id: str, reason: str | None, now: datetime
 ) -> None:
-    """Add the ``interruptions`` row of an interruption at `now`, unless it is there already
-    (the operation ran again after losing its connection while committing)."""
-    i = interruptions.c
-    at = bindparam("at", now, type_=i.interrupted_at.type)
-    row = select(
-        bindparam("session", session_id, type_=i.session_id.type),
-        at,
-        bindparam("reason", reason, type_=i.reason.type),
-    ).where(~exists().where(i.session_id == session_id, i.interrupted_at == at))
-    await conn.execute(
-        insert(interruptions).from_select([i.session_id, i.interrupted_at, i.reason], row)
+    """Add the ``interruptions`` row of an interruption at `now`, unless it is there already."""
+    await conn.execute(add_history(), {"session": session_id, "at": now, "reason": reason})
+
+
+def interrupted(row: Sequence[Any], now: datetime) -> InterruptedSession:
+    """A row of `interrupted_sessions` as a record, its age at `now`."""
+    session_id, count, at, reason = row
+    return InterruptedSession(
+        session_id=session_id,
+        message_count=count,
+        interrupted_at=at,
+        age_seconds=max(0.0, (now - at).total_seconds()),
+        reason=reason,
     )
 
 

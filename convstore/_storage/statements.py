@@ -18,10 +18,13 @@ from sqlalchemy import (
     ColumnElement,
     Dialect,
     Insert,
+    Integer,
     Text,
     bindparam,
     delete,
+    exists,
     func,
+    insert,
     null,
     select,
     update,
@@ -143,6 +146,51 @@ def save_session(dialect: str) -> Insert:
             "message_shapes": excluded.message_shapes,
             **CLEAR_MARKER,
         },
+    )
+
+
+def mark_session(dialect: str) -> Insert:
+    """The session row of `mark_interrupted`: the marker set at ``:at`` with ``:reason``, the
+    session created, empty, if unknown."""
+    return upsert_session(
+        dialect,
+        {
+            "session_id": SESSION_ID,
+            "extra": bindparam("extra"),
+            "interrupted_at": bindparam("at"),
+            "interrupt_reason": bindparam("reason"),
+        },
+        lambda excluded: {
+            "interrupted_at": excluded.interrupted_at,
+            "interrupt_reason": excluded.interrupt_reason,
+        },
+    )
+
+
+def add_history() -> Insert:
+    """The ``interruptions`` row of an interruption of ``:session`` at ``:at``, unless it is
+    there already (the operation ran again after losing its connection while committing)."""
+    i = interruptions.c
+    session = bindparam("session", type_=i.session_id.type)
+    at = bindparam("at", type_=i.interrupted_at.type)
+    row = select(session, at, bindparam("reason", type_=i.reason.type)).where(
+        ~exists().where(i.session_id == session, i.interrupted_at == at)
+    )
+    return insert(interruptions).from_select([i.session_id, i.interrupted_at, i.reason], row)
+
+
+def interrupted_sessions() -> Select[Any]:
+    """The interrupted sessions, newest interruption first, at most ``:limit`` (-1: all on
+    SQLite, NULL: all on PostgreSQL)."""
+    s = sessions.c
+    return (
+        select(s.session_id, s.message_count, s.interrupted_at, s.interrupt_reason)
+        .where(s.interrupted_at.is_not(None))
+        # Both columns descending, so the partial index is read backwards with no sort.
+        .order_by(s.interrupted_at.desc(), s.session_id.desc())
+        .limit(bindparam("limit", type_=Integer()))
+        # Named, or SQLite's compiler adds an OFFSET of its own, unnamed.
+        .offset(bindparam("offset", 0, type_=Integer()))
     )
 
 

@@ -77,6 +77,18 @@ _SELECT_BODIES = compiled(
 )
 _SELECT_STORED = compiled(statements.stored_messages(), "sqlite")
 _INSERT_ATTEMPT = check_order(compiled(insert_attempt(), "sqlite"), RETRY_EVENT_COLUMNS)
+_MARK_SESSION = check_order(
+    compiled(statements.mark_session("sqlite"), "sqlite"),
+    ("session", "now", "now", "message_count", "extra", "at", "reason"),
+)
+_ADD_HISTORY = check_order(
+    compiled(statements.add_history(), "sqlite"), ("session", "at", "reason", "session", "at")
+)
+_INTERRUPTED = check_order(
+    compiled(statements.interrupted_sessions(), "sqlite"), ("limit", "offset")
+)
+#: A new session's extra state, as a save of ``{}`` stores it.
+_EMPTY_EXTRA = codec.encode({}, jsonb=False)
 
 
 def save(
@@ -99,6 +111,17 @@ def save(
         )
         conn.executemany(_UPSERT_MESSAGE.sql, rows)
         conn.execute(_RESOLVE.sql, (now, session_id))
+
+    return work
+
+
+def mark_interrupted(session_id: str, reason: str | None, now: str) -> Work:
+    """The work of `mark_interrupted`: the marker set (the session created, empty, if unknown)
+    and a history row added."""
+
+    def work(conn: sqlite3.Connection) -> None:
+        conn.execute(_MARK_SESSION.sql, (session_id, now, now, 0, _EMPTY_EXTRA, now, reason))
+        conn.execute(_ADD_HISTORY.sql, (session_id, now, reason, session_id, now))
 
     return work
 
@@ -173,3 +196,9 @@ def restore(conn: sqlite3.Connection, session_id: str) -> Snapshot | None:
         interrupted_at=None if interrupted_at is None else from_sqlite_text(interrupted_at),
         interrupt_reason=reason,
     )
+
+
+def interrupted(conn: sqlite3.Connection, limit: int | None) -> list[tuple[Any, ...]]:
+    """The rows of `statements.interrupted_sessions`, their times as datetimes."""
+    rows = conn.execute(_INTERRUPTED.sql, (-1 if limit is None else limit, 0)).fetchall()
+    return [(sid, count, from_sqlite_text(at), reason) for sid, count, at, reason in rows]

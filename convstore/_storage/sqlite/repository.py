@@ -20,11 +20,11 @@ import aiosqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
-from convstore._records import Attempt, Snapshot
+from convstore._records import Attempt, InterruptedSession, Snapshot
 from convstore._storage.connections import Connections
 from convstore._storage.errors import storage_errors
 from convstore._storage.reconnect import Progress
-from convstore._storage.repository import Repository
+from convstore._storage.repository import Repository, interrupted
 from convstore._storage.sqlite import operations
 from convstore._storage.sqlite.group_commit import GroupCommitWriter
 from convstore._storage.transactions import write_transaction
@@ -104,6 +104,17 @@ class SQLiteRepository(Repository):
         with storage_errors("append_messages", self.database):
             count: int = await self._writer.write(work)
         return count
+
+    async def mark_interrupted(self, session_id: str, reason: str | None, now: datetime) -> None:
+        work = operations.mark_interrupted(session_id, reason, to_sqlite_text(now))
+        with storage_errors("mark_interrupted", self.database):
+            await self._writer.write(work)
+
+    async def list_interrupted(self, limit: int | None, now: datetime) -> list[InterruptedSession]:
+        with storage_errors("list_interrupted_sessions", self.database):
+            async with self._read_lock:
+                rows = await self._run(functools.partial(operations.interrupted, limit=limit))
+        return [interrupted(row, now) for row in rows]
 
     async def restore(self, session_id: str) -> Snapshot | None:
         with storage_errors("restore_snapshot", self.database):
