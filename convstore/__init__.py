@@ -8,7 +8,6 @@ logging every attempt to the same database.
 import importlib
 import typing
 
-from convstore._conversation.check import Problem, check_conversation
 from convstore._records import (
     Attempt,
     Cooldown,
@@ -20,13 +19,6 @@ from convstore._records import (
     RetrySummary,
     Snapshot,
 )
-from convstore._retry.backoff import BackoffConfig, Policy
-from convstore._retry.classifier import ErrorClassifier, Explanation
-from convstore._retry.evidence import Evidence
-from convstore._retry.executor import RetryExecutor, retry
-from convstore._retry.hooks import AttemptHook, AttemptRecorder, OnRetry, Sleep
-from convstore._retry.rules import ErrorRule
-from convstore._retry.testing import is_testing, set_testing
 from convstore.exceptions import (
     CommitUnknown,
     ConfigurationError,
@@ -42,20 +34,38 @@ from convstore.exceptions import (
 )
 
 if typing.TYPE_CHECKING:
+    from convstore._conversation.check import Problem, check_conversation
+    from convstore._retry.backoff import BackoffConfig, Policy
+    from convstore._retry.classifier import ErrorClassifier, Explanation
+    from convstore._retry.evidence import Evidence
+    from convstore._retry.executor import RetryExecutor, retry
+    from convstore._retry.hooks import AttemptHook, AttemptRecorder, OnRetry, Sleep
+    from convstore._retry.rules import ErrorRule
+    from convstore._retry.testing import is_testing, set_testing
     from convstore._storage.lease import Lease
     from convstore._storage.store import Store, connect
 
-#: The storage side, imported on first use: `import convstore` imports neither SQLAlchemy nor a
-#: driver, so that code which only classifies and retries starts fast.
-_STORAGE = {
+#: Where each public name lives, imported on first use: `import convstore` imports only the
+#: records and the exceptions, so that a program starts fast and pays for what it uses (the
+#: storage side brings SQLAlchemy and a driver, the retry side asyncio).
+_LAZY = {
+    **dict.fromkeys(("Problem", "check_conversation"), "convstore._conversation.check"),
+    **dict.fromkeys(("BackoffConfig", "Policy"), "convstore._retry.backoff"),
+    **dict.fromkeys(("ErrorClassifier", "Explanation"), "convstore._retry.classifier"),
+    "Evidence": "convstore._retry.evidence",
+    **dict.fromkeys(("RetryExecutor", "retry"), "convstore._retry.executor"),
+    **dict.fromkeys(
+        ("AttemptHook", "AttemptRecorder", "OnRetry", "Sleep"), "convstore._retry.hooks"
+    ),
+    "ErrorRule": "convstore._retry.rules",
+    **dict.fromkeys(("is_testing", "set_testing"), "convstore._retry.testing"),
     "Lease": "convstore._storage.lease",
-    "Store": "convstore._storage.store",
-    "connect": "convstore._storage.store",
+    **dict.fromkeys(("Store", "connect"), "convstore._storage.store"),
 }
 
 
 def __getattr__(name: str) -> object:
-    module = _STORAGE.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'convstore' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)

@@ -133,6 +133,9 @@ def call_ids(value: object) -> frozenset[str]:
     return frozenset(ids)
 
 
+#: How many of a conversation's newest messages a store keeps unless told otherwise.
+DEFAULT_MAX_MESSAGES = 100
+
 #: The longest rate-limit key (the ``cooldowns.limit_key`` column).
 LIMIT_KEY_MAX_LENGTH = 255
 

@@ -753,3 +753,22 @@ def test_show_gives_each_message_its_position_in_the_conversation(
     assert document["messages"][0]["message"] == conversation[0]
     output = ok(cli("show", "long", "--messages", "2", "--url", database_url))
     assert re.search(r"^\s*150\s+user\s+turn 149$", output, re.M)
+
+
+def test_help_and_version_import_no_storage_library() -> None:
+    """Parsing the command line imports no command's dependencies: `--help` starts fast."""
+    code = (
+        "import runpy, sys\n"
+        "for argv in (['convstore', '--help'], ['convstore', '--version']):\n"
+        "    sys.argv = argv\n"
+        "    try:\n"
+        "        runpy.run_module('convstore', run_name='__main__')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'alembic'}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert "convstore " in result.stdout

@@ -7,9 +7,9 @@ import os
 import re
 from datetime import UTC, datetime, timedelta
 
-from convstore._storage.types import utcnow
-
 DEFAULT_URL = "sqlite:///convstore.db"
+#: The demo's own database, never the user's real one.
+DEMO_URL = "sqlite:///convstore-demo.db"
 URL_VARIABLE = "CONVSTORE_DATABASE_URL"
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -22,7 +22,7 @@ def point_in_time(text: str) -> datetime:
     match = _DURATION.fullmatch(text.strip())
     try:
         if match:
-            return utcnow() - timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+            return datetime.now(UTC) - timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
         value = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
         pass

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from convstore._cli.admin.database import display_url, open_store
+from convstore._cli.arguments import DEMO_URL
 from convstore._cli.display import history_table, interrupted_table, retry_table, terminal_width
 from convstore._retry.classifier import ErrorClassifier
 from convstore._retry.executor import RetryExecutor
@@ -22,7 +23,7 @@ from convstore._storage.engine import resolve_url
 from convstore._storage.store import Store
 from convstore._storage.types import utcnow
 
-DEFAULT_URL = "sqlite:///convstore-demo.db"
+DEFAULT_URL = DEMO_URL
 #: How many times faster than real the back-off waits run in the demo.
 SPEEDUP = 100
 #: The operation name the demo's calls are recorded under.

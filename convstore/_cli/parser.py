@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable, Coroutine
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from convstore._cli import demo
-from convstore._cli.arguments import DEFAULT_URL, URL_VARIABLE, count, point_in_time, positive
-from convstore._cli.commands import browse, changes, cooldowns, migrations
-from convstore._storage.store import DEFAULT_MAX_MESSAGES
+from convstore._cli.arguments import (
+    DEFAULT_URL,
+    DEMO_URL,
+    URL_VARIABLE,
+    count,
+    point_in_time,
+    positive,
+)
+from convstore._validate import DEFAULT_MAX_MESSAGES
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _command(target: str) -> Handler:
+    """The handler ``module.function`` of `convstore._cli.commands`, imported when it runs, so
+    that parsing the arguments (and ``--help``) imports no command's dependencies."""
+    module_name, function = target.split(".")
+
+    async def handler(args: argparse.Namespace) -> int:
+        module = importlib.import_module(f"convstore._cli.commands.{module_name}")
+        run: Handler = getattr(module, function)
+        return await run(args)
+
+    return handler
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shared cooldowns, import of old snapshot files, purging old history, and a demo.",
         epilog="Try `convstore demo` first. Times are shown in UTC.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     commands = _Commands(parser.add_subparsers(title="commands", metavar="COMMAND", required=True))
     commands.add_migrations()
     commands.add_browsing()
@@ -66,19 +84,21 @@ class _Commands:
     def add_migrations(self) -> None:
         """upgrade, downgrade, current, check."""
         sub = self._add(
-            "upgrade", migrations.upgrade, "create the tables or upgrade them to this convstore's"
+            "upgrade",
+            _command("migrations.upgrade"),
+            "create the tables or upgrade them to this convstore's",
         )
         sub.add_argument("revision", nargs="?", default="head", help="target (default: head)")
         sub = self._add(
             "downgrade",
-            migrations.downgrade,
+            _command("migrations.downgrade"),
             "downgrade the tables; `base` drops them and their data",
         )
         sub.add_argument("revision", help="target revision, e.g. 0001, -1 or base")
-        self._add("current", migrations.current, "print the database's revision")
+        self._add("current", _command("migrations.current"), "print the database's revision")
         self._add(
             "check",
-            migrations.check,
+            _command("migrations.check"),
             "exit with status 1 when the database is behind this convstore",
         )
 
@@ -86,7 +106,7 @@ class _Commands:
         """sessions, show, stats, cooldowns."""
         sub = self._add(
             "sessions",
-            browse.list_sessions,
+            _command("browse.list_sessions"),
             "list sessions, most recently saved first",
             as_json=True,
         )
@@ -98,7 +118,7 @@ class _Commands:
         )
         sub = self._add(
             "show",
-            browse.show,
+            _command("browse.show"),
             "show one session: state, crash history, last messages",
             as_json=True,
         )
@@ -112,7 +132,7 @@ class _Commands:
         )
         sub = self._add(
             "stats",
-            browse.stats,
+            _command("browse.stats"),
             "retries per operation and error type, interruptions",
             as_json=True,
         )
@@ -125,7 +145,7 @@ class _Commands:
         sub.add_argument("--operation", metavar="NAME", help="only this operation's retries")
         sub = self._add(
             "cooldowns",
-            cooldowns.cooldowns,
+            _command("cooldowns.cooldowns"),
             "list the rate limits cooling down now, for every worker on the database",
             as_json=True,
         )
@@ -137,7 +157,7 @@ class _Commands:
         """import-json, purge."""
         sub = self._add(
             "import-json",
-            changes.import_json,
+            _command("changes.import_json"),
             "import snapshot files, one JSON file per session",
         )
         sub.add_argument(
@@ -152,7 +172,7 @@ class _Commands:
         )
         sub = self._add(
             "purge",
-            changes.purge,
+            _command("changes.purge"),
             "delete old sessions, retry events and resolved interruptions",
         )
         sub.add_argument(
@@ -175,14 +195,27 @@ class _Commands:
         sub.add_argument(
             "--url",
             default=argparse.SUPPRESS,
-            help=f"database URL (default: {demo.DEFAULT_URL}; "
+            help=f"database URL (default: {DEMO_URL}; "
             f"${URL_VARIABLE} is ignored, so the demo never writes to your real database)",
         )
-        sub.set_defaults(handler=changes.demo)
+        sub.set_defaults(handler=_command("changes.demo"))
 
 
-def _version() -> str:
-    try:
-        return metadata.version("convstore")
-    except metadata.PackageNotFoundError:
-        return "(not installed)"
+class _Version(argparse.Action):
+    """``--version``, which looks the version up only when asked (importlib.metadata is slow
+    to import)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("convstore")
+        except metadata.PackageNotFoundError:
+            version = "(not installed)"
+        parser.exit(message=f"{parser.prog} {version}\n")

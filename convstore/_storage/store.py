@@ -40,7 +40,7 @@ from convstore._storage.sqlite.repository import SQLiteRepository
 from convstore._storage.types import utcnow
 from convstore.exceptions import InvalidArgument, PermanentStorageError, StorageError
 
-DEFAULT_MAX_MESSAGES = 100
+DEFAULT_MAX_MESSAGES = _validate.DEFAULT_MAX_MESSAGES
 DEFAULT_RECONNECT_S = 15.0
 DEFAULT_LEASE_S = 30.0
 
