@@ -8,6 +8,7 @@ imported only to migrate.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -45,7 +46,8 @@ def alembic_config() -> Config:
     """An alembic configuration for the bundled migrations, without an ini file."""
     from alembic.config import Config
 
-    config = Config()
+    # The stream alembic prints to, as it is now: its default is the one at alembic's import.
+    config = Config(stdout=sys.stdout)
     config.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
     return config
