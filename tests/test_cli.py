@@ -401,6 +401,26 @@ def test_stats_json_since_and_operation(cli: Cli, populated: str) -> None:
     assert future["interruptions"] == []
 
 
+def test_cooldowns_lists_the_keys_cooling_down_now(cli: Cli, database_url: str) -> None:
+    """`cooldowns` shows the key, the time left, the pace and why; `--json` the records; a
+    database without one says so."""
+    ok(cli("upgrade", "--url", database_url))
+    assert "no rate limit is cooling down" in ok(cli("cooldowns", "--url", database_url))
+
+    async def cool_down() -> None:
+        async with convstore.connect(database_url) as store:
+            row = attempt("c", 1, "retry", status_code=429, retry_after_s=0.25)
+            await store.extend_cooldown("anthropic:claude", 600, row)
+
+    asyncio.run(cool_down())
+    text = ok(cli("cooldowns", "--url", database_url))
+    assert re.search(r"^anthropic:claude\s.*\s250 ms\s+llm\.chat\s+HTTP 429 on", text, re.M)
+    (cooldown,) = json.loads(ok(cli("cooldowns", "--json", "--url", database_url)))["cooldowns"]
+    assert cooldown["limit_key"] == "anthropic:claude"
+    assert 590 < cooldown["remaining_s"] <= 600
+    assert cooldown["status_code"] == 429
+
+
 # -- purge -------------------------------------------------------------------------------------
 
 
