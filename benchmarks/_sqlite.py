@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import convstore
-from benchmarks import _hooks
+from benchmarks import _hooks, _startup
 from benchmarks._lower_bound import LowerBound
 from benchmarks._report import Figure
 from benchmarks._workloads import (
@@ -59,6 +60,7 @@ async def run(scale: float) -> list[Figure]:
                 )
             )
         figures += await _hooks.run(directory, scale)
+        figures += await asyncio.to_thread(_startup.run, directory)
     return figures
 
 
