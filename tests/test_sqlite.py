@@ -298,3 +298,21 @@ async def test_timestamps_are_written_alike_by_every_path(store: convstore.Store
     for text in row:
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", text), text
     assert row.interrupted_at >= row.saved_at
+
+
+async def test_a_new_database_locked_by_another_connection_is_waited_for(tmp_path: Path) -> None:
+    """The switch to WAL, which SQLite refuses at once while another connection holds a lock
+    (workers opening a new database together), waits for the lock as a write would."""
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE elsewhere (x)")
+    asyncio.get_running_loop().call_later(0.5, other.execute, "COMMIT")
+    try:
+        async with convstore.connect(f"sqlite:///{path}") as store:
+            await store.save_snapshot("s1", [{"role": "user", "content": "hi"}])
+            async with store.engine.connect() as conn:
+                mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+    finally:
+        other.close()
+    assert mode == "wal"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -196,10 +197,33 @@ def _set_up_sqlite(
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            _switch_to_wal(cursor)
     finally:
         cursor.close()
     record.info[_SET_UP] = True
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Put the database in WAL mode, waiting out other connections as a write would.
+
+    The switch needs the database to itself, and SQLite refuses it at once, without its busy
+    handler, while another connection holds a lock: workers that open a new database together
+    meet exactly that. The mode is the file's, so once one of them has switched, the others
+    find it done.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)  # on the connection's own thread, not the event loop's
+        pause = min(pause * 2, 0.1)
 
 
 def safe_url(url: URL) -> str:
