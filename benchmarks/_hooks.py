@@ -46,12 +46,16 @@ async def _per_attempt(
     recorded: Callable[[Callable[[], Awaitable[str]]], Awaitable[str]],
     calls: int,
     recorded_attempts: int,
+    before_block: Callable[[bool], None] = lambda recording: None,
 ) -> float:
-    """Milliseconds that recording adds to each recorded attempt (medians of alternate blocks)."""
+    """Milliseconds that recording adds to each recorded attempt (medians of alternate blocks);
+    `before_block` is told which kind of block comes next."""
     without: list[float] = []
     with_rows: list[float] = []
     for _ in range(0, calls, BLOCK):
+        before_block(False)
         without += [await timed(bare, _flaky()) for _ in range(BLOCK)]
+        before_block(True)
         with_rows += [await timed(recorded, _flaky()) for _ in range(BLOCK)]
     return (median_ms(with_rows) - median_ms(without)) / recorded_attempts
 
@@ -91,7 +95,15 @@ async def run(directory: Path, scale: float) -> list[Figure]:
         previous = get_on_retry_hooks()
         try:
             with stamina.set_testing(True, attempts=ATTEMPTS):  # no waits, as _no_sleep above
-                stamina_ms = await _stamina(through_stamina, recorded, hook, calls)
+                # stamina's hooks are global: on for the recording blocks only. It reports the
+                # two retried attempts of each call (the success has no row).
+                stamina_ms = await _per_attempt(
+                    through_stamina,
+                    recorded,
+                    calls,
+                    ATTEMPTS - 1,
+                    lambda recording: set_on_retry_hooks([hook] if recording else []),
+                )
         finally:
             set_on_retry_hooks(list(previous))
     return [
@@ -120,21 +132,3 @@ async def run(directory: Path, scale: float) -> list[Figure]:
             1.0,
         ),
     ]
-
-
-async def _stamina(
-    bare: Callable[[Callable[[], Awaitable[str]]], Awaitable[str]],
-    recorded: Callable[[Callable[[], Awaitable[str]]], Awaitable[str]],
-    hook: RecordAttempts,
-    calls: int,
-) -> float:
-    """Like `_per_attempt`, switching stamina's global hooks between the two blocks; stamina
-    reports the two retried attempts of each call (the success has no row)."""
-    without: list[float] = []
-    with_rows: list[float] = []
-    for _ in range(0, calls, BLOCK):
-        set_on_retry_hooks([])
-        without += [await timed(bare, _flaky()) for _ in range(BLOCK)]
-        set_on_retry_hooks([hook])
-        with_rows += [await timed(recorded, _flaky()) for _ in range(BLOCK)]
-    return (median_ms(with_rows) - median_ms(without)) / (ATTEMPTS - 1)

@@ -124,6 +124,19 @@ def test_retry_on_answers_as_stamina_expects() -> None:
         retry_on(max_retry_after_s=-1)
 
 
+def sync_flaky(*errors: Exception) -> Callable[[], str]:
+    """A sync function retried by stamina on convstore's classifier, raising `errors` in turn."""
+    left = list(errors)
+
+    @stamina.retry(on=retry_on(), attempts=2)
+    def sync_chat() -> str:
+        if left:
+            raise left.pop(0)
+        return "done"
+
+    return sync_chat
+
+
 def test_a_sync_call_is_written_through_the_stores_loop(tmp_path: Path) -> None:
     """A sync stamina call records through `loop`, the event loop the store runs on."""
     loop = asyncio.new_event_loop()
@@ -139,14 +152,7 @@ def test_a_sync_call_is_written_through_the_stores_loop(tmp_path: Path) -> None:
     store = on_loop(convstore.connect(f"sqlite:///{tmp_path / 'sync.db'}"))
     previous = get_on_retry_hooks()
     set_on_retry_hooks([RecordAttempts(store, loop=loop)])
-    left = [ApiError(503)]
-
-    @stamina.retry(on=retry_on(), attempts=2)
-    def sync_chat() -> str:
-        if left:
-            raise left.pop(0)
-        return "done"
-
+    sync_chat = sync_flaky(ApiError(503))
     try:
         with stamina.set_testing(True, attempts=2):
             assert sync_chat() == "done"
@@ -172,14 +178,7 @@ def test_a_sync_call_without_a_loop_is_logged_not_lost_silently(
 
     previous = get_on_retry_hooks()
     set_on_retry_hooks([RecordAttempts(Recorder())])
-    left = [ApiError(503)]
-
-    @stamina.retry(on=retry_on(), attempts=2)
-    def sync_chat() -> str:
-        if left:
-            raise left.pop(0)
-        return "done"
-
+    sync_chat = sync_flaky(ApiError(503))
     try:
         with stamina.set_testing(True, attempts=2), caplog.at_level(logging.ERROR, "convstore"):
             assert sync_chat() == "done"

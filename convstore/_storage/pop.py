@@ -6,13 +6,14 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from convstore._conversation.formats import shape
 from convstore._conversation.window import stored_window
 from convstore._storage.repository import Repository
 from convstore._storage.schema import messages, sessions
+from convstore._storage.transactions import locked_conversation
 
 
 async def pop_messages(
@@ -35,22 +36,10 @@ async def _pop(conn: AsyncConnection, *, session_id: str, count: int, now: datet
     the pop (or the pop for the append) and the messages taken are the newest at that time.
     """
     s = sessions.c
-    row = (
-        await conn.execute(
-            select(s.message_count, s.message_shapes)
-            .where(s.session_id == session_id)
-            .with_for_update()
-        )
-    ).one_or_none()
-    if row is None:
+    found = await locked_conversation(conn, session_id, s.message_count, s.message_shapes)
+    if found is None:
         return []
-    stored = (
-        await conn.execute(
-            select(messages.c.seq, messages.c.body)
-            .where(messages.c.session_id == session_id)
-            .order_by(messages.c.seq)
-        )
-    ).all()
+    row, stored = found
     kept, taken = stored[: max(len(stored) - count, 0)], stored[-count:]
     if not taken:
         return []

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from convstore._conversation.formats import shape
@@ -19,6 +19,7 @@ from convstore._storage.repository import Repository
 from convstore._storage.rows import role_of
 from convstore._storage.schema import interruptions, messages, sessions
 from convstore._storage.statements import CLEAR_MARKER, resolve_session
+from convstore._storage.transactions import locked_conversation
 
 
 async def resume(
@@ -42,22 +43,12 @@ async def _resume(
 ) -> Snapshot | None:
     """`resume`, in the transaction of `conn`."""
     s = sessions.c
-    row = (
-        await conn.execute(
-            select(s.message_count, s.saved_at, s.extra, s.interrupted_at)
-            .where(s.session_id == session_id)
-            .with_for_update()
-        )
-    ).one_or_none()
-    if row is None:
+    found = await locked_conversation(
+        conn, session_id, s.message_count, s.saved_at, s.extra, s.interrupted_at
+    )
+    if found is None:
         return None
-    stored = (
-        await conn.execute(
-            select(messages.c.seq, messages.c.body)
-            .where(messages.c.session_id == session_id)
-            .order_by(messages.c.seq)
-        )
-    ).all()
+    row, stored = found
     repaired, repairs = repair([body for _, body in stored], pending=pending)
     count, saved_at = row.message_count, row.saved_at
     written: dict[str, Any] = {}

@@ -33,11 +33,10 @@ except ImportError as error:
 
 from convstore import _validate
 from convstore._storage.checkpoints.records import (
-    Cursor,
     Listing,
+    Pages,
     StoredCheckpoint,
     StoredWrite,
-    cursor_of,
 )
 from convstore._storage.checkpoints.repository import checkpoints_of
 from convstore._storage.store import Store
@@ -104,16 +103,13 @@ class ConvstoreSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         """The checkpoints matching the config, metadata `filter` and `before`, newest first."""
-        listing, left = _listing(config, filter, before), _validate.limit(limit)
-        after: Cursor | None = None
-        while left is None or left > 0:
-            size = PAGE if left is None else min(PAGE, left)
-            page = await self._checkpoints.page(listing, after, size)
+        listing, pages = _listing(config, filter, before), Pages(_validate.limit(limit), PAGE)
+        while size := pages.wanted():
+            page = await self._checkpoints.page(listing, pages.after, size)
             for stored in page:
                 yield self._tuple(stored)
-            if len(page) < size:
+            if not pages.took(page, size):
                 return
-            after, left = cursor_of(page[-1]), None if left is None else left - size
 
     async def aput(
         self,
@@ -219,15 +215,12 @@ class ConvstoreSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """`alist`, from a thread other than the store's event loop's, a page at a time."""
-        listing, left = _listing(config, filter, before), _validate.limit(limit)
-        after: Cursor | None = None
-        while left is None or left > 0:
-            size = PAGE if left is None else min(PAGE, left)
-            page = self._blocking("list", self._checkpoints.page(listing, after, size))
+        listing, pages = _listing(config, filter, before), Pages(_validate.limit(limit), PAGE)
+        while size := pages.wanted():
+            page = self._blocking("list", self._checkpoints.page(listing, pages.after, size))
             yield from (self._tuple(stored) for stored in page)
-            if len(page) < size:
+            if not pages.took(page, size):
                 return
-            after, left = cursor_of(page[-1]), None if left is None else left - size
 
     def put(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,3 +56,26 @@ Cursor = tuple[str, str, str]
 def cursor_of(checkpoint: StoredCheckpoint) -> Cursor:
     """The cursor after `checkpoint`, in the listing's order."""
     return (checkpoint.checkpoint_id, checkpoint.thread_id, checkpoint.checkpoint_ns)
+
+
+@dataclass(slots=True)
+class Pages:
+    """The pages of a listing of at most `left` checkpoints (None: all), `size` at a time:
+    where the next one starts, and how many it may hold."""
+
+    left: int | None
+    size: int
+    after: Cursor | None = None
+
+    def wanted(self) -> int:
+        """How many the next page may hold; 0 once the limit is reached."""
+        return self.size if self.left is None else min(self.size, self.left)
+
+    def took(self, page: Sequence[StoredCheckpoint], asked: int) -> bool:
+        """Note a page of `asked` that came back; whether another may follow."""
+        if len(page) < asked:
+            return False
+        self.after = cursor_of(page[-1])
+        if self.left is not None:
+            self.left -= asked
+        return True
