@@ -6,6 +6,7 @@ python -m benchmarks --check    # exit 1 when a target is missed
 python -m benchmarks --postgres-url postgresql://user@host/db   # PostgreSQL too
 python -m benchmarks --langgraph  # ConvstoreSaver against AsyncSqliteSaver instead, two minutes
 python -m benchmarks --cooldowns  # shared cooldowns against a rate-limited server instead
+python -m benchmarks --scale      # a million sessions and attempts instead, about 10 minutes
 """
 
 from __future__ import annotations
@@ -63,8 +64,21 @@ if __name__ == "__main__":
         action="store_true",
         help="measure the LangGraph checkpointer against AsyncSqliteSaver instead",
     )
+    parser.add_argument(
+        "--scale",
+        nargs="?",
+        const=1.0,
+        type=float,
+        metavar="FACTOR",
+        help="measure at scale instead: 1,000,000 sessions x 10 messages and 1,000,000 "
+        "attempts, times FACTOR (default 1)",
+    )
     args = parser.parse_args()
-    if args.cooldowns:
+    if args.scale is not None:
+        from benchmarks import _scale
+
+        results, notes = asyncio.run(_scale.run(args.scale, args.postgres_url))
+    elif args.cooldowns:
         from benchmarks import _cooldowns
 
         results, notes = _cooldowns.run_all(args.postgres_url)

@@ -12,6 +12,7 @@ import asyncpg
 from sqlalchemy.engine import URL, make_url
 
 import convstore
+from benchmarks import _postgres_peers
 from benchmarks._postgres_lower_bound import PostgresLowerBound
 from benchmarks._report import Figure
 from benchmarks._workloads import (
@@ -48,8 +49,10 @@ async def run(url: str, scale: float) -> tuple[list[Figure], list[str]]:
                 await appends(store, bound, scale, TAG),
                 *await flatness(store, scale, TAG),
             ]
+        peer_figures, notes = await _postgres_peers.run(server.database, server.store, scale)
+        figures += peer_figures
         figures += await listing(server.populated, scale, TAG)
-        notes = [NOTE]
+        notes.insert(0, NOTE)
         for kind in W5_KINDS:
             figures += await _w5(server, kind, scale, notes)
     finally:

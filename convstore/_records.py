@@ -144,7 +144,7 @@ class RetrySummary:
     operation: str
     #: The ErrorType value (``"retryable"``, ...), or None for first-attempt successes.
     error_type: str | None
-    #: Distinct calls with at least one attempt in this row.
+    #: Calls of this kind of error, each counted once, where its first attempt of the kind falls.
     calls: int
     attempts: int
     #: Attempts that failed and were followed by another.

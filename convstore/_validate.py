@@ -52,10 +52,11 @@ def real_number(
         or not minimum <= value <= maximum
     ):
         kind = "a finite number" if finite else "a number"
-        bounds = (
-            f"at least {minimum:g}" if maximum == math.inf else f"within [{minimum:g}, {maximum:g}]"
-        )
-        raise InvalidArgument(f"{name} must be {kind} {bounds}, not {value!r}")
+        if maximum != math.inf:
+            kind += f" within [{minimum:g}, {maximum:g}]"
+        elif minimum != -math.inf:
+            kind += f" of at least {minimum:g}"
+        raise InvalidArgument(f"{name} must be {kind}, not {value!r}")
     return float(value)
 
 

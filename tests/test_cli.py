@@ -603,6 +603,45 @@ async def test_concurrent_imports_of_one_session_store_it_once(database_url: str
         assert sorted(h.session_id for h in history) == sorted(r.session_id for r in records)
 
 
+async def test_concurrent_batched_imports_overlap_without_deadlock(database_url: str) -> None:
+    """Imports of overlapping batches in opposite orders at once (each a transaction of many
+    files) finish, storing each session and each interruption once."""
+    from convstore._cli.admin.importing import SnapshotFile, import_batch
+
+    saved = datetime(2026, 1, 1, tzinfo=UTC)
+    records = [
+        SnapshotFile(f"batch-{n}", saved, 1, [say("user", "hi")], {}, saved + timedelta(seconds=1))
+        for n in range(60)
+    ]
+    async with convstore.connect(database_url) as store:
+        outcomes = await asyncio.gather(
+            import_batch(store.engine, records[:40], 100),
+            import_batch(store.engine, records[20:][::-1], 100),
+            import_batch(store.engine, records[::-1], 100),
+        )
+        flat = [o for batch in outcomes for o in batch]
+        assert flat.count("new") == 60
+        assert len(await store.interruptions()) == 60
+
+
+def test_import_json_skips_only_the_file_the_codec_refuses(cli: Cli, tmp_path: Path) -> None:
+    """A message nested deeper than convstore stores, in a file among others of its
+    transaction, is reported and skipped; the files beside it are imported."""
+    deep: object = "bottom"
+    for _ in range(400):
+        deep = [deep]
+    files = {f"s{n:03d}.json": {"session_id": f"s{n:03d}", "saved_at": 1.7e9} for n in range(30)}
+    files["s015.json"]["messages"] = [{"role": "user", "content": deep}]
+    folder = write_snapshots(tmp_path / "deep", files)
+    url = f"sqlite:///{tmp_path / 'imported.db'}"
+    result = run("import-json", str(folder), "--url", url)
+    assert result.returncode == 1
+    assert "29 new sessions, 1 malformed file skipped" in result.stdout
+    assert "skipped s015.json: value is nested more than" in result.stderr
+    listed = json.loads(ok(cli("sessions", "--json", "--limit", "100", "--url", url)))
+    assert len(listed["sessions"]) == 29
+
+
 def test_import_json_takes_a_newer_file_and_keeps_a_newer_session(
     cli: Cli, database_url: str, tmp_path: Path
 ) -> None:

@@ -115,7 +115,11 @@ def _suspect(out: bytes, jsonb: bool) -> bool:
             jsonb
             and (
                 b"\\u0000" in out
-                or ((b"e+1" in out or b"-0.0" in out) and _RESHAPED_TRACE.search(out) is not None)
+                # "+" alone is a memchr-fast look, and rarer in text than "e+1" is slow to find.
+                or (
+                    ((b"+" in out and b"e+1" in out) or b"-0.0" in out)
+                    and _RESHAPED_TRACE.search(out) is not None
+                )
             )
         )
     )

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 UPGRADE_HINT = "run `alembic upgrade head` or connect with migrate=True"
 
 #: The bundled revisions, oldest first (tests/test_migrations.py holds this to the scripts).
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 
 
 def migrations_dir() -> Path:

@@ -25,7 +25,7 @@ from convstore._records import (
     Snapshot,
 )
 from convstore._storage.reconnect import Progress, reconnecting
-from convstore._storage.retry_history import summary, summary_query
+from convstore._storage.retry_history import p95_query, summary, summary_query
 from convstore._storage.schema import interruptions, sessions
 from convstore._storage.statements import (
     add_history,
@@ -346,12 +346,20 @@ class Repository(ABC):
     ) -> list[RetrySummary]:
         """The retry history per operation and kind of error."""
 
-        async def summarise(conn: AsyncConnection) -> Sequence[Row[Any]]:
-            rows: Sequence[Row[Any]] = (await conn.execute(summary_query(since, operation))).all()
-            return rows
+        async def summarise(conn: AsyncConnection) -> list[RetrySummary]:
+            # One snapshot for the groups and their percentiles, though they are read apart.
+            if self.dialect == "sqlite":
+                await conn.exec_driver_sql("BEGIN")
+            else:
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            found = []
+            for group in (await conn.execute(summary_query(since, operation))).all():
+                p95 = p95_query(group, since)
+                delay = None if p95 is None else (await conn.execute(p95)).scalar_one_or_none()
+                found.append(summary(group, delay))
+            return found
 
-        rows = await self.read("retry_summary", summarise)
-        return [summary(row) for row in rows]
+        return await self.read("retry_summary", summarise)
 
 
 async def _add_history(

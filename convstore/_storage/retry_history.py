@@ -12,7 +12,7 @@ from sqlalchemy import (
     Select,
     bindparam,
     case,
-    distinct,
+    exists,
     func,
     insert,
     select,
@@ -22,8 +22,13 @@ from convstore._records import Attempt, RetrySummary
 from convstore._storage.schema import retry_events
 from convstore._validate import storable
 
-#: The ``retry_events`` columns an attempt fills, in the table's order.
-RETRY_EVENT_COLUMNS = tuple(column.name for column in retry_events.columns if column.name != "id")
+#: The ``retry_events`` columns an attempt fills, in the table's order; the insert derives
+#: ``kind`` and ``first_of_kind`` from them.
+RETRY_EVENT_COLUMNS = tuple(
+    column.name
+    for column in retry_events.columns
+    if column.name not in {"id", "kind", "first_of_kind"}
+)
 
 
 def attempt_values(attempt: Attempt) -> dict[str, Any]:
@@ -52,70 +57,86 @@ def _optional_text(value: str | None) -> str | None:
 
 
 def insert_attempt() -> Insert:
-    """The INSERT of one attempt's row, its parameters named after the columns."""
-    row: dict[str, Any] = {name: bindparam(name) for name in RETRY_EVENT_COLUMNS}
+    """The INSERT of one attempt's row, its parameters named after the columns; it fills the
+    row's `kind` and `first_of_kind` from the call's earlier rows, whoever wrote them."""
+    row: dict[str, Any] = {
+        name: bindparam(name, type_=retry_events.c[name].type) for name in RETRY_EVENT_COLUMNS
+    }
+    previous, last, same = (retry_events.alias(name) for name in ("previous", "last", "same"))
+    last_attempt = (
+        select(func.max(last.c.attempt))
+        .where(last.c.call_id == row["call_id"], last.c.attempt < row["attempt"])
+        .scalar_subquery()
+    )
+    previous_kind = (
+        select(previous.c.error_type)
+        .where(previous.c.call_id == row["call_id"], previous.c.attempt == last_attempt)
+        .scalar_subquery()
+    )
+    kind = func.coalesce(row["error_type"], previous_kind)
+    seen = exists().where(same.c.call_id == row["call_id"], same.c.kind == kind)
     # Inline: the new row's id is never read, so it is not returned either.
-    return insert(retry_events).values(row).inline()
+    return insert(retry_events).values({**row, "kind": kind, "first_of_kind": ~seen}).inline()
+
+
+def _filters(since: datetime | None, operation: str | None) -> list[ColumnElement[bool]]:
+    events = retry_events.c
+    where: list[ColumnElement[bool]] = []
+    if since is not None:
+        where.append(events.created_at >= since)
+    if operation is not None:
+        where.append(events.operation == operation)
+    return where
 
 
 def summary_query(since: datetime | None, operation: str | None) -> Select[Any]:
-    """Counts and waits per (operation, kind of error), in one statement for every backend."""
-    events = retry_events.c
-    filtered = select(
-        events.call_id,
-        events.operation,
-        events.attempt,
-        events.outcome,
-        events.delay_s,
-        events.cooldown_wait_s,
-        # A success or cancellation belongs to the error that came before it in its call.
-        func.coalesce(
-            events.error_type,
-            func.lag(events.error_type).over(partition_by=events.call_id, order_by=events.attempt),
-        ).label("kind"),
-    )
-    if since is not None:
-        filtered = filtered.where(events.created_at >= since)
-    if operation is not None:
-        filtered = filtered.where(events.operation == operation)
-    tagged = filtered.cte("tagged")
-    group = (tagged.c.operation, tagged.c.kind)
-    # Nearest-rank percentile with window functions, which SQLite and PostgreSQL both have.
-    ranked = select(
-        tagged,
-        func.row_number()
-        .over(partition_by=(*group, tagged.c.delay_s.is_(None)), order_by=tagged.c.delay_s)
-        .label("rank"),
-        func.count(tagged.c.delay_s).over(partition_by=group).label("waits"),
-    ).cte("ranked")
-    r = ranked.c
+    """Counts and waits per (operation, kind of error): one grouped scan of the covering index
+    ``ix_retry_events_summary``, for every backend. The 95th percentile is `p95_query`'s."""
+    e = retry_events.c
 
     def count_where(condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    p95_rank = (r.waits * 95 + 99) // 100  # ceil(0.95 * waits), in integers on every backend
     return (
         select(
-            r.operation,
-            r.kind,
-            func.count(distinct(r.call_id)).label("calls"),
+            e.operation,
+            e.kind,
+            count_where(e.first_of_kind).label("calls"),
             func.count().label("attempts"),
-            count_where(r.outcome == "retry").label("retries"),
-            count_where(r.outcome == "giveup").label("giveups"),
-            count_where((r.outcome == "success") & (r.attempt > 1)).label("successes_after_retry"),
-            func.sum(r.delay_s).label("total_delay_s"),
-            func.sum(r.cooldown_wait_s).label("total_cooldown_wait_s"),
-            func.max(case((r.delay_s.is_not(None) & (r.rank == p95_rank), r.delay_s))).label(
-                "p95_delay_s"
-            ),
+            count_where(e.outcome == "retry").label("retries"),
+            count_where(e.outcome == "giveup").label("giveups"),
+            count_where((e.outcome == "success") & (e.attempt > 1)).label("successes_after_retry"),
+            func.sum(e.delay_s).label("total_delay_s"),
+            func.sum(e.cooldown_wait_s).label("total_cooldown_wait_s"),
+            func.count(e.delay_s).label("waits"),
         )
-        .group_by(r.operation, r.kind)
-        .order_by(r.operation, r.kind.nulls_first())
+        .where(*_filters(since, operation))
+        .group_by(e.operation, e.kind)
+        .order_by(e.operation, e.kind.nulls_first())
     )
 
 
-def summary(row: Row[Any]) -> RetrySummary:
-    """A row of `summary_query` as a record."""
+def p95_query(group: Row[Any], since: datetime | None) -> Select[Any] | None:
+    """The 95th percentile (nearest rank) of a `summary_query` group's waits, read from the
+    covering index from the top: the ``waits - rank``-th largest. None when it has no waits."""
+    waits: int = group.waits
+    if not waits:
+        return None
+    e = retry_events.c
+    rank = (waits * 95 + 99) // 100  # ceil(0.95 * waits), in integers
+    kind = e.kind.is_(None) if group.kind is None else e.kind == group.kind
+    return (
+        select(e.delay_s)
+        .where(e.operation == group.operation, kind, e.delay_s.is_not(None))
+        .where(*_filters(since, None))
+        .order_by(e.delay_s.desc())
+        .limit(1)
+        .offset(waits - rank)
+    )
+
+
+def summary(row: Row[Any], p95_delay_s: float | None) -> RetrySummary:
+    """A row of `summary_query`, and its group's `p95_query` answer, as a record."""
     return RetrySummary(
         operation=row.operation,
         error_type=row.kind,
@@ -125,6 +146,6 @@ def summary(row: Row[Any]) -> RetrySummary:
         giveups=row.giveups,
         successes_after_retry=row.successes_after_retry,
         total_delay_s=float(row.total_delay_s or 0.0),
-        p95_delay_s=None if row.p95_delay_s is None else float(row.p95_delay_s),
+        p95_delay_s=None if p95_delay_s is None else float(p95_delay_s),
         total_cooldown_wait_s=float(row.total_cooldown_wait_s or 0.0),
     )

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -129,8 +131,29 @@ class RetryEventRow(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     #: Seconds waited before the attempt for its rate limit's shared cooldown.
     cooldown_wait_s: Mapped[float | None] = mapped_column(Float)
+    #: The kind of error the attempt counts under: its own ``error_type`` or, for a success or
+    #: a cancellation, that of the attempt before it in its call; filled as the row is written.
+    kind: Mapped[str | None] = mapped_column(String(32))
+    #: True on the first row of its call with its `kind`, so that summing it counts calls.
+    first_of_kind: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
-    __table_args__ = (Index("ix_retry_events_operation_created_at", "operation", "created_at"),)
+    __table_args__ = (
+        Index("ix_retry_events_operation_created_at", "operation", "created_at"),
+        # The previous attempts of a call, which an insert reads to fill `kind`.
+        Index("ix_retry_events_call_id_attempt", "call_id", "attempt"),
+        # Covers the summary: grouped by its first two columns, waits ranked by the third.
+        Index(
+            "ix_retry_events_summary",
+            "operation",
+            "kind",
+            "delay_s",
+            "outcome",
+            "attempt",
+            "first_of_kind",
+            "cooldown_wait_s",
+            "created_at",
+        ),
+    )
 
 
 class CooldownRow(Base):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,8 +18,35 @@ from convstore._storage.statements import resolve_interruptions
 from convstore._storage.transactions import write_transaction
 from convstore._storage.types import utcnow
 
-#: Rows deleted per transaction by `purge`, so that writers never wait long for it.
-PURGE_BATCH = 1000
+#: How long one purge transaction may last, on SQLite (where it holds the database's write
+#: lock) and on PostgreSQL (where it locks only the rows it deletes): its batch grows or shrinks
+#: to fit.
+TRANSACTION_S = {"sqlite": 0.01, "postgresql": 0.05}
+#: Sessions (or rows) of the first batch, and the most of any.
+FIRST_BATCH, MAX_BATCH = 100, 10_000
+
+
+@dataclass(slots=True)
+class _Pace:
+    """The size of the next batch, fitted to `TRANSACTION_S` by the last one's time.
+
+    On SQLite, after each transaction the purge leaves the write lock free for as long as it
+    held it: a writer of another process waits in SQLite's busy handler, which sleeps between
+    tries (1, 2, 5, 10, 15 ms, ...), and must find the lock free when it wakes. On PostgreSQL a
+    writer waits only for the rows it shares with the batch (an old session being saved again).
+    """
+
+    dialect: str
+    batch: int = FIRST_BATCH
+
+    async def after(self, started: float) -> None:
+        held, target = time.monotonic() - started, TRANSACTION_S[self.dialect]
+        if held < target / 2:
+            self.batch = min(self.batch * 2, MAX_BATCH)
+        elif held > target:
+            self.batch = max(self.batch // 2, 1)
+        if self.dialect == "sqlite":
+            await asyncio.sleep(held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,30 +93,35 @@ async def purge(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool) -> Purg
     with storage_errors("purge", display_url(engine.url)):
         if dry_run:
             return await _count(engine, old)
+        pace = _Pace(engine.dialect.name)
         totals = dict.fromkeys(("sessions", "messages", "resolved"), 0)
         while True:
-            batch = await _purge_sessions(engine, old, now)
+            started = time.monotonic()
+            batch = await _purge_sessions(engine, old, now, pace.batch)
             if batch is None:
                 break
             for key, deleted in batch.items():
                 totals[key] += deleted
+            await pace.after(started)
         return PurgeReport(
             **totals,
             retry_events=await _delete_in_batches(
-                engine, retry_events, retry_events.c.id, old.retry_events
+                engine, retry_events, retry_events.c.id, old.retry_events, _Pace(pace.dialect)
             ),
             interruptions=await _delete_in_batches(
-                engine, interruptions, interruptions.c.id, old.interruptions
+                engine, interruptions, interruptions.c.id, old.interruptions, _Pace(pace.dialect)
             ),
         )
 
 
-async def _purge_sessions(engine: AsyncEngine, old: _Old, now: datetime) -> dict[str, int] | None:
-    """Delete up to PURGE_BATCH old sessions in one transaction; what it did, None when none."""
+async def _purge_sessions(
+    engine: AsyncEngine, old: _Old, now: datetime, limit: int
+) -> dict[str, int] | None:
+    """Delete up to `limit` old sessions in one transaction; what it did, None when none."""
     s = sessions.c
     async with write_transaction(engine) as conn:
         # FOR UPDATE: on PostgreSQL a concurrent save waits rather than lose its rows.
-        query = select(s.session_id).where(old.sessions).limit(PURGE_BATCH).with_for_update()
+        query = select(s.session_id).where(old.sessions).limit(limit).with_for_update()
         ids = (await conn.execute(query)).scalars().all()
         if not ids:
             return None
@@ -124,13 +158,17 @@ async def _count(engine: AsyncEngine, old: _Old) -> PurgeReport:
         )
 
 
-async def _delete_in_batches(engine: AsyncEngine, table: Any, key: Any, condition: Any) -> int:
-    """Delete the rows matching `condition`, PURGE_BATCH per transaction; how many."""
+async def _delete_in_batches(
+    engine: AsyncEngine, table: Any, key: Any, condition: Any, pace: _Pace
+) -> int:
+    """Delete the rows matching `condition`, a batch per transaction; how many."""
     deleted = 0
     while True:
+        started, limit = time.monotonic(), pace.batch
         async with write_transaction(engine) as conn:
-            batch = select(key).where(condition).limit(PURGE_BATCH).scalar_subquery()
+            batch = select(key).where(condition).limit(limit).scalar_subquery()
             count = (await conn.execute(delete(table).where(key.in_(batch)))).rowcount
         deleted += count
-        if count < PURGE_BATCH:
+        if count < limit:
             return deleted
+        await pace.after(started)

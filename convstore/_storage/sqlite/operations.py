@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from convstore._records import Attempt, Snapshot
 from convstore._storage import codec, statements
-from convstore._storage.retry_history import RETRY_EVENT_COLUMNS, attempt_values, insert_attempt
+from convstore._storage.retry_history import attempt_values, insert_attempt
 from convstore._storage.rows import (
     encode_messages,
     kept_messages,
@@ -76,7 +76,7 @@ _SELECT_BODIES = compiled(
     "sqlite",
 )
 _SELECT_STORED = compiled(statements.stored_messages(), "sqlite")
-_INSERT_ATTEMPT = check_order(compiled(insert_attempt(), "sqlite"), RETRY_EVENT_COLUMNS)
+_INSERT_ATTEMPT = compiled(insert_attempt(), "sqlite")
 _MARK_SESSION = check_order(
     compiled(statements.mark_session("sqlite"), "sqlite"),
     ("session", "now", "now", "message_count", "extra", "at", "reason"),
