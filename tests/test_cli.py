@@ -831,3 +831,60 @@ def test_help_and_version_import_no_storage_library() -> None:
     )
     assert result.stdout.splitlines()[-1] == "[]"
     assert "convstore " in result.stdout
+
+
+# -- the quick read of `sessions --interrupted` ---------------------------------------------------
+
+
+def test_the_quick_statements_are_the_stores_own() -> None:
+    """The SQL the quick read runs is what SQLAlchemy compiles for the store's listing."""
+    from sqlalchemy import func, select
+
+    from convstore._storage import statements
+    from convstore._storage.schema import sessions
+    from convstore._storage.sqlite import quick
+
+    assert quick.INTERRUPTED == statements.compiled(statements.interrupted_sessions(), "sqlite").sql
+    count = select(func.count()).select_from(sessions).where(sessions.c.interrupted_at.is_not(None))
+    assert quick.COUNT_INTERRUPTED == statements.compiled(count, "sqlite").sql
+
+
+async def test_sessions_interrupted_on_a_current_file_skips_sqlalchemy(tmp_path: Path) -> None:
+    """On a SQLite file at this convstore's revision, `sessions --interrupted` answers without
+    importing SQLAlchemy, and says what the store says; an older file still gets the store's
+    diagnosis."""
+    url = f"sqlite:///{tmp_path / 'quick.db'}"
+    async with convstore.connect(url) as store:
+        for n in range(5):
+            await store.save_snapshot(f"s{n}", [{"role": "user", "content": str(n)}])
+            if n % 2 == 0:
+                await store.mark_interrupted(f"s{n}", reason=f"crash {n}")
+        expected = await store.list_interrupted_sessions(limit=2)
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['convstore', 'sessions', '--interrupted', '--json', '--limit', '2',"
+        f" '--url', {url!r}]\n"
+        "try:\n"
+        "    runpy.run_module('convstore', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'aiosqlite'}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    *listing, imported = result.stdout.splitlines()
+    assert imported == "[]"
+    shown = json.loads("\n".join(listing))
+    assert shown["total"] == 3
+    assert [(s["session_id"], s["reason"]) for s in shown["sessions"]] == [
+        (s.session_id, s.reason) for s in expected
+    ]
+    assert [datetime.fromisoformat(s["interrupted_at"]) for s in shown["sessions"]] == [
+        s.interrupted_at for s in expected
+    ]
+    with sqlite3.connect(tmp_path / "quick.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '0007'")
+    older = run("sessions", "--interrupted", "--url", url)
+    assert older.returncode != 0
+    assert "revision '0007'" in older.stderr

@@ -106,7 +106,7 @@ class _Commands:
         """sessions, show, stats, cooldowns."""
         sub = self._add(
             "sessions",
-            _command("browse.list_sessions"),
+            _command("listing.list_sessions"),
             "list sessions, most recently saved first",
             as_json=True,
         )

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from convstore._storage.revisions import REVISIONS
 from convstore.exceptions import ConfigurationError, SchemaError
+
+__all__ = ["REVISIONS"]
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 UPGRADE_HINT = "run `alembic upgrade head` or connect with migrate=True"
-
-#: The bundled revisions, oldest first (tests/test_migrations.py holds this to the scripts).
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 
 
 def migrations_dir() -> Path:

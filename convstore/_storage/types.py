@@ -10,26 +10,22 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from convstore._storage import codec
+from convstore._storage.times import (
+    SQLITE_DATETIME_FORMAT,
+    from_sqlite_text,
+    to_sqlite_text,
+    utcnow,
+)
 
-# How SQLAlchemy's SQLite dialect writes a DATETIME; the raw SQLite statements write the same text
-# so that rows written either way sort and compare alike.
-SQLITE_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def to_sqlite_text(value: datetime) -> str:
-    """The text SQLite stores for an aware datetime: naive UTC, microsecond precision."""
-    # isoformat writes SQLITE_DATETIME_FORMAT several times faster than strftime does.
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def from_sqlite_text(value: str) -> datetime:
-    """An aware UTC datetime from the text `to_sqlite_text` wrote."""
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+__all__ = [
+    "SQLITE_DATETIME_FORMAT",
+    "JSONDocument",
+    "JSONText",
+    "UTCDateTime",
+    "from_sqlite_text",
+    "to_sqlite_text",
+    "utcnow",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -12,6 +12,7 @@ from typing import Any
 from convstore._cli import display
 from convstore._cli.admin import database, listings
 from convstore._cli.arguments import database_url
+from convstore._cli.commands import listing
 from convstore._cli.display import fail, or_dash, plural, screen_width, table, when
 from convstore._conversation.check import check_conversation
 from convstore._records import Interruption, Snapshot
@@ -33,17 +34,7 @@ async def list_sessions(args: argparse.Namespace) -> int:
             found = await listings.list_sessions(store.engine, limit=limit)
             rows = [{**asdict(s), "status": s.status(now)} for s in found]
             text = sessions_table(found, now)
-    if args.json:
-        display.to_json({"total": total, "sessions": rows})
-        return 0
-    kind = "interrupted sessions" if args.interrupted else "sessions"
-    if not rows:
-        print(f"no {kind}")
-        return 0
-    print(text)
-    if len(rows) < total:
-        print(f"({len(rows)} of {total:,} {kind} shown; --limit 0 shows all)")
-    return 0
+    return listing.show(args, total, rows, text)
 
 
 def sessions_table(found: Sequence[listings.SessionInfo], now: datetime) -> str:
