@@ -94,6 +94,21 @@ async def _leg(backend: floors.Backend, sizes: data.Sizes, files: Path) -> list[
             None,
         ),
     ]
+    # The whole command, against the same process on an empty database: what it adds at scale.
+    stats_s = await _command_s("stats", "--url", url)
+    empty = await backend.build("empty", None)
+    empty_s = await _command_s("stats", "--url", empty)
+    await backend.drop("empty")
+    figures.append(
+        Figure(
+            name,
+            "  convstore stats, whole process, vs on an empty database (ms)",
+            stats_s * 1000,
+            empty_s * 1000,
+            "reference",
+            None,
+        )
+    )
     figures += await _purge(backend, url, sizes)
     figures.append(await _import(backend, files))
     await backend.drop("scale")
@@ -242,13 +257,23 @@ def _snapshot_files(directory: Path, count: int) -> Path:
     return directory
 
 
+async def _command_s(*args: str) -> float:
+    """Seconds a whole `convstore` process takes, the median of three runs."""
+    command = [sys.executable, "-m", "convstore", *args]
+    runs = [
+        await _seconds(asyncio.to_thread, subprocess.run, command, capture_output=True, check=True)
+        for _ in range(3)
+    ]
+    return sorted(runs)[1]
+
+
 def _count(files: Path) -> int:
     return sum(1 for _ in files.iterdir())
 
 
-async def _seconds(fn: Callable[..., Awaitable[Any]], *args: Any) -> float:
+async def _seconds(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> float:
     started = time.perf_counter()
-    await fn(*args)
+    await fn(*args, **kwargs)
     return time.perf_counter() - started
 
 
