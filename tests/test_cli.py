@@ -814,23 +814,32 @@ def test_show_gives_each_message_its_position_in_the_conversation(
     assert re.search(r"^\s*150\s+user\s+turn 149$", output, re.M)
 
 
-def test_help_and_version_import_no_storage_library() -> None:
-    """Parsing the command line imports no command's dependencies: `--help` starts fast."""
+def libraries_imported(*argvs: list[str]) -> tuple[list[str], str]:
+    """The storage libraries a process imported running ``convstore`` with each of `argvs` in
+    turn, and what it printed before."""
     code = (
         "import runpy, sys\n"
-        "for argv in (['convstore', '--help'], ['convstore', '--version']):\n"
-        "    sys.argv = argv\n"
+        f"for argv in {argvs!r}:\n"
+        "    sys.argv = ['convstore', *argv]\n"
         "    try:\n"
         "        runpy.run_module('convstore', run_name='__main__')\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'alembic'}))\n"
+        "heavy = {'sqlalchemy', 'alembic', 'aiosqlite', 'asyncpg'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert result.stdout.splitlines()[-1] == "[]"
-    assert "convstore " in result.stdout
+    *printed, imported = result.stdout.splitlines()
+    return json.loads(imported.replace("'", '"')), "\n".join(printed)
+
+
+def test_help_and_version_import_no_storage_library() -> None:
+    """Parsing the command line imports no command's dependencies: `--help` starts fast."""
+    imported, printed = libraries_imported(["--help"], ["--version"])
+    assert imported == []
+    assert "convstore " in printed
 
 
 # -- the quick read of `sessions --interrupted` ---------------------------------------------------
@@ -844,9 +853,9 @@ def test_the_quick_statements_are_the_stores_own() -> None:
     from convstore._storage.schema import sessions
     from convstore._storage.sqlite import quick
 
-    assert quick.INTERRUPTED == statements.compiled(statements.interrupted_sessions(), "sqlite").sql
+    assert statements.compiled(statements.interrupted_sessions(), "sqlite").sql == quick.INTERRUPTED
     count = select(func.count()).select_from(sessions).where(sessions.c.interrupted_at.is_not(None))
-    assert quick.COUNT_INTERRUPTED == statements.compiled(count, "sqlite").sql
+    assert statements.compiled(count, "sqlite").sql == quick.COUNT_INTERRUPTED
 
 
 async def test_sessions_interrupted_on_a_current_file_skips_sqlalchemy(tmp_path: Path) -> None:
@@ -860,22 +869,11 @@ async def test_sessions_interrupted_on_a_current_file_skips_sqlalchemy(tmp_path:
             if n % 2 == 0:
                 await store.mark_interrupted(f"s{n}", reason=f"crash {n}")
         expected = await store.list_interrupted_sessions(limit=2)
-    code = (
-        "import runpy, sys\n"
-        f"sys.argv = ['convstore', 'sessions', '--interrupted', '--json', '--limit', '2',"
-        f" '--url', {url!r}]\n"
-        "try:\n"
-        "    runpy.run_module('convstore', run_name='__main__')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'aiosqlite'}))\n"
+    imported, printed = libraries_imported(
+        ["sessions", "--interrupted", "--json", "--limit", "2", "--url", url]
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    *listing, imported = result.stdout.splitlines()
-    assert imported == "[]"
-    shown = json.loads("\n".join(listing))
+    assert imported == []
+    shown = json.loads(printed)
     assert shown["total"] == 3
     assert [(s["session_id"], s["reason"]) for s in shown["sessions"]] == [
         (s.session_id, s.reason) for s in expected

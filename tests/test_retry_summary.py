@@ -58,7 +58,9 @@ _calls = st.tuples(
 )
 
 
-def attempts(calls: list[tuple[str, list[Step], bool, int]], prefix: str) -> list[convstore.Attempt]:
+def attempts(
+    calls: list[tuple[str, list[Step], bool, int]], prefix: str
+) -> list[convstore.Attempt]:
     """The rows of `calls`, interleaved by time as concurrent calls write them."""
     rows = []
     for n, (operation, failures, succeeds, minute) in enumerate(calls):
