@@ -477,6 +477,60 @@ def test_purge_deletes_old_sessions_events_and_resolved_interruptions(
     assert "0 retry events" in again
 
 
+async def test_purge_fits_its_batches_to_short_transactions(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each purge transaction deletes at most a batch, which halves after a transaction that
+    took too long and doubles after a quick one; on SQLite the purge then leaves the lock free
+    as long as it held it. Everything old goes, nothing new does."""
+    import time
+
+    from convstore._cli.admin import purge as purging
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    pace = purging._Pace("sqlite", batch=8, sleep=sleep)
+    await pace.after(time.monotonic() - 1.0)  # a second: far too long
+    assert pace.batch == 4
+    assert slept[0] >= 1.0
+    await pace.after(time.monotonic())  # at once
+    assert pace.batch == 8
+    quick = purging._Pace("postgresql", sleep=sleep)
+    await quick.after(time.monotonic())
+    assert (quick.batch, len(slept)) == (purging.FIRST_BATCH * 2, 2)
+
+    monkeypatch.setattr(purging, "FIRST_BATCH", 1)
+    monkeypatch.setattr(purging, "MAX_BATCH", 3)
+    batches: list[int] = []
+    purge_sessions = purging._purge_sessions
+
+    async def counted(*args: Any) -> Any:
+        deleted = await purge_sessions(*args)
+        batches.append(0 if deleted is None else deleted["sessions"])
+        return deleted
+
+    monkeypatch.setattr(purging, "_purge_sessions", counted)
+    async with convstore.connect(database_url) as store:
+        for n in range(20):
+            await store.save_snapshot(f"old-{n}", [{"role": "user", "content": str(n)}])
+        cutoff = datetime.now(UTC)
+        for n in range(5):
+            await store.save_snapshot(f"new-{n}", [])
+        report = await purging.purge(store.engine, cutoff, dry_run=False)
+        assert (report.sessions, report.messages) == (20, 20)
+        assert sum(batches) == 20
+        assert max(batches) <= 3
+        assert len(batches) >= 8
+        left = await store.list_interrupted_sessions()
+        assert left == []
+        async with store.engine.connect() as conn:
+            ids = (await conn.exec_driver_sql("SELECT session_id FROM sessions")).scalars().all()
+        assert sorted(ids) == [f"new-{n}" for n in range(5)]
+
+
 def test_purge_resolves_the_open_interruptions_of_deleted_sessions(
     cli: Cli, tmp_path: Path
 ) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +38,8 @@ class _Pace:
     """
 
     dialect: str
-    batch: int = FIRST_BATCH
+    batch: int = field(default_factory=lambda: FIRST_BATCH)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def after(self, started: float) -> None:
         held, target = time.monotonic() - started, TRANSACTION_S[self.dialect]
@@ -46,7 +48,7 @@ class _Pace:
         elif held > target:
             self.batch = max(self.batch // 2, 1)
         if self.dialect == "sqlite":
-            await asyncio.sleep(held)
+            await self.sleep(held)
 
 
 @dataclass(frozen=True, slots=True)
