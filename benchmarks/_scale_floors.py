@@ -150,10 +150,11 @@ class SQLite(Backend):
         return self._db(url).execute(sql, args).fetchall()
 
     async def purge(self, url: str, cutoff: datetime) -> None:
-        db, before = self._db(url), data.sqlite_time(cutoff)
+        db, before, after = self._db(url), data.sqlite_time(cutoff), ""
         while True:
             db.execute("BEGIN IMMEDIATE")
-            ids = [row[0] for row in db.execute(_OLD_IDS_SQLITE, (before, BATCH))]
+            ids = [row[0] for row in db.execute(_OLD_IDS_SQLITE, (before, after, BATCH))]
+            after = ids[-1] if ids else after
             if ids:
                 marks = ", ".join("?" * len(ids))
                 db.execute(f"DELETE FROM messages WHERE session_id IN ({marks})", ids)
@@ -184,7 +185,11 @@ class SQLite(Backend):
             db.execute("COMMIT")
 
 
-_OLD_IDS_SQLITE = "SELECT session_id FROM sessions WHERE saved_at < ? LIMIT ?"
+#: Batches walk the primary key, each from where the last ended.
+_OLD_IDS_SQLITE = (
+    "SELECT session_id FROM sessions WHERE saved_at < ? AND session_id > ? "
+    "ORDER BY session_id LIMIT ?"
+)
 
 
 class Postgres(Backend):
@@ -246,17 +251,20 @@ class Postgres(Backend):
         return list(await conn.fetch(sql, *args))
 
     async def purge(self, url: str, cutoff: datetime) -> None:
-        conn = await self._conn(url)
+        conn, after = await self._conn(url), ""
         while True:
             async with conn.transaction():
                 ids = [
                     row[0]
                     for row in await conn.fetch(
-                        "SELECT session_id FROM sessions WHERE saved_at < $1 LIMIT $2 FOR UPDATE",
+                        "SELECT session_id FROM sessions WHERE saved_at < $1 "
+                        "AND session_id > $2 ORDER BY session_id LIMIT $3 FOR UPDATE",
                         cutoff,
+                        after,
                         BATCH,
                     )
                 ]
+                after = ids[-1] if ids else after
                 if ids:
                     await conn.execute("DELETE FROM messages WHERE session_id = ANY($1)", ids)
                     await conn.execute("DELETE FROM sessions WHERE session_id = ANY($1)", ids)

@@ -509,7 +509,7 @@ async def test_purge_fits_its_batches_to_short_transactions(
 
     async def counted(*args: Any) -> Any:
         deleted = await purge_sessions(*args)
-        batches.append(0 if deleted is None else deleted["sessions"])
+        batches.append(0 if deleted is None else deleted[1]["sessions"])
         return deleted
 
     monkeypatch.setattr(purging, "_purge_sessions", counted)

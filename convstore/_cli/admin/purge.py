@@ -97,13 +97,15 @@ async def purge(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool) -> Purg
             return await _count(engine, old)
         pace = _Pace(engine.dialect.name)
         totals = dict.fromkeys(("sessions", "messages", "resolved"), 0)
+        after = None
         while True:
             started = time.monotonic()
-            batch = await _purge_sessions(engine, old, now, pace.batch)
+            batch = await _purge_sessions(engine, old, now, pace.batch, after)
             if batch is None:
                 break
-            for key, deleted in batch.items():
-                totals[key] += deleted
+            after, deleted = batch
+            for key, count in deleted.items():
+                totals[key] += count
             await pace.after(started)
         return PurgeReport(
             **totals,
@@ -117,14 +119,21 @@ async def purge(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool) -> Purg
 
 
 async def _purge_sessions(
-    engine: AsyncEngine, old: _Old, now: datetime, limit: int
-) -> dict[str, int] | None:
-    """Delete up to `limit` old sessions in one transaction; what it did, None when none."""
+    engine: AsyncEngine, old: _Old, now: datetime, limit: int, after: str | None
+) -> tuple[str, dict[str, int]] | None:
+    """Delete up to `limit` old sessions, of ids after `after`, in one transaction; the last id
+    it looked at and what it deleted, or None when there are none left.
+
+    The batches walk the primary key: each starts where the last ended, rather than scanning
+    again, from the start, past every session that is kept.
+    """
     s = sessions.c
     async with write_transaction(engine) as conn:
+        query = select(s.session_id).where(old.sessions).order_by(s.session_id).limit(limit)
+        if after is not None:
+            query = query.where(s.session_id > after)
         # FOR UPDATE: on PostgreSQL a concurrent save waits rather than lose its rows.
-        query = select(s.session_id).where(old.sessions).limit(limit).with_for_update()
-        ids = (await conn.execute(query)).scalars().all()
+        ids = (await conn.execute(query.with_for_update())).scalars().all()
         if not ids:
             return None
         results = {
@@ -136,7 +145,7 @@ async def _purge_sessions(
                 resolve_interruptions(interruptions.c.session_id.in_(ids)), {"now": now}
             ),
         }
-    return {key: result.rowcount for key, result in results.items()}
+    return ids[-1], {key: result.rowcount for key, result in results.items()}
 
 
 async def _count(engine: AsyncEngine, old: _Old) -> PurgeReport:
