@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import Text, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convstore import _validate
@@ -135,11 +136,15 @@ async def import_batch(
             # Imports of one session take turns, even before it has a row to lock: two runs at
             # once would otherwise both find it missing, or both miss each other's interruption.
             # Taken in session order, so that imports of overlapping batches cannot deadlock.
-            keys = [literal(f"convstore import {sid}") for sid in ids]
-            for key in keys:
-                await conn.execute(
-                    select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0)))
+            keys = (
+                func.unnest(
+                    bindparam("keys", [f"convstore import {sid}" for sid in ids], type_=ARRAY(Text))
                 )
+                .table_valued("key")
+                .render_derived(name="keys")
+            )
+            lock = func.pg_advisory_xact_lock(func.hashtextextended(keys.c.key, 0))
+            await conn.execute(select(lock).select_from(keys))
         query = select(s.session_id, s.saved_at).where(s.session_id.in_(ids)).with_for_update()
         stored: dict[str, datetime] = {row[0]: row[1] for row in await conn.execute(query)}
         fresh = [r for r in _first_of_each(ordered) if r.session_id not in stored]
