@@ -212,7 +212,7 @@ def test_a_database_from_a_newer_convstore_is_refused(cli: Cli, tmp_path: Path) 
     url = f"sqlite:///{tmp_path / 'future.db'}"
     ok(cli("upgrade", "--url", url))
     with sqlite3.connect(tmp_path / "future.db") as db:
-        db.execute("UPDATE alembic_version SET version_num = 'from_the_future'")
+        db.execute("UPDATE convstore_alembic_version SET version_num = 'from_the_future'")
     assert "newer convstore" in error(cli("check", "--url", url))
     assert "newer convstore" in error(cli("upgrade", "--url", url))
 
