@@ -89,7 +89,9 @@ async def test_models_and_migrations_do_not_drift(store: convstore.Store) -> Non
 async def test_connect_migrates_an_empty_database(database_url: str) -> None:
     """`connect` brings an empty database to the newest revision by default."""
     async with convstore.connect(database_url) as store, store.engine.connect() as conn:
-        version = (await conn.exec_driver_sql("SELECT version_num FROM convstore_alembic_version")).scalar()
+        version = (
+            await conn.exec_driver_sql("SELECT version_num FROM convstore_alembic_version")
+        ).scalar()
     assert version == head_revision()
 
 
@@ -111,7 +113,9 @@ async def test_connect_without_migrate_accepts_a_current_database(database_url: 
 async def test_a_database_from_a_newer_convstore_is_refused(database_url: str) -> None:
     """A revision this convstore does not know raises SchemaError even with migrate=True."""
     async with convstore.connect(database_url) as store, store.engine.begin() as conn:
-        await conn.exec_driver_sql("UPDATE convstore_alembic_version SET version_num = 'from_the_future'")
+        await conn.exec_driver_sql(
+            "UPDATE convstore_alembic_version SET version_num = 'from_the_future'"
+        )
     with pytest.raises(convstore.SchemaError, match="newer convstore"):
         await convstore.connect(database_url)
 

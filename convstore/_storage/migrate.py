@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convstore._storage.placement import Found, enter_schema, find_revision
@@ -70,6 +71,21 @@ def found_revision(connection: Connection) -> Found:
     return find_revision(connection, known_revisions())
 
 
+async def read_revision(connection: AsyncConnection) -> Found:
+    """The database's convstore revision, read outside the migration lock; the transaction is
+    ended. Read again when the read fails: another process may have moved an older convstore's
+    revision out of alembic_version, and dropped that table, between its statements."""
+    for attempt in range(3):
+        try:
+            return await connection.run_sync(found_revision)
+        except DBAPIError:
+            if attempt == 2:
+                raise
+        finally:
+            await connection.rollback()
+    raise AssertionError("unreachable")
+
+
 def current_revision(connection: Connection) -> str | None:
     """The revision the database is at, or None for a database without convstore's tables."""
     return found_revision(connection).revision
@@ -110,8 +126,7 @@ _LOOP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] 
 async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
     """Check the database's revision and, with `migrate`, upgrade it to the newest."""
     async with engine.connect() as connection:
-        found = await connection.run_sync(found_revision)
-        await connection.rollback()
+        found = await read_revision(connection)
         # A revision an older convstore recorded in alembic_version is moved by an upgrade; the
         # tables are the same, so without `migrate` the database is used as it is.
         if check_revision(found.revision, migrate=migrate) or (migrate and found.legacy):
