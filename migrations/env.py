@@ -26,7 +26,12 @@ from convstore.exceptions import ConfigurationError
 
 config = context.config
 
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+# An application's alembic.ini may have a [convstore] section and no logging configuration.
+if (
+    config.config_file_name is not None
+    and config.attributes.get("configure_logger", True)
+    and config.file_config.has_section("loggers")
+):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
