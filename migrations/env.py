@@ -20,7 +20,13 @@ from sqlalchemy import Connection
 
 from convstore._storage.engine import create_engine, resolve_url
 from convstore._storage.migrate import known_revisions, migration_lock
-from convstore._storage.placement import VERSION_TABLE, claim, schema_of
+from convstore._storage.placement import (
+    VERSION_TABLE,
+    check_schema,
+    claim,
+    schema_of,
+    search_path,
+)
 from convstore._storage.schema import Base
 from convstore.exceptions import ConfigurationError
 
@@ -62,9 +68,12 @@ def schema_option() -> str | None:
 
 
 def run_migrations_offline() -> None:
-    """Write the migration SQL instead of running it."""
+    """Write the migration SQL instead of running it (an older convstore's revision in
+    alembic_version is moved only by an upgrade run on the database)."""
+    url = resolve_url(database_url())
+    schema = check_schema(url, schema_option())
     context.configure(
-        url=resolve_url(database_url()),
+        url=url,
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
@@ -72,6 +81,9 @@ def run_migrations_offline() -> None:
         dialect_opts={"paramstyle": "named"},
     )
     with context.begin_transaction():
+        if schema is not None:
+            context.execute(f"CREATE SCHEMA IF NOT EXISTS {search_path(schema)}")
+            context.execute(f"SET search_path TO {search_path(schema)}")
         context.run_migrations()
 
 

@@ -875,3 +875,36 @@ def test_an_older_convstores_revision_is_reported_then_moved(cli: Cli, tmp_path:
     assert "run `convstore upgrade` to move it" in behind.stdout
     assert "moved the revision" in ok(cli("upgrade", "--url", url))
     assert "version table: convstore_alembic_version" in ok(cli("check", "--url", url))
+
+
+def test_demo_in_a_schema_prints_queries_that_name_it(
+    cli: Cli, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`demo --schema` on PostgreSQL writes in that schema and prints queries (and a command)
+    naming it, which find its rows from a connection in the default schema; CONVSTORE_SCHEMA is
+    ignored."""
+    monkeypatch.setenv("CONVSTORE_SCHEMA", "production")
+    output = ok(cli("demo", "--url", postgres_url, "--schema", "demo"))
+    queries = re.findall(r'^\s+psql \S+ -c "(.*)"$', output, re.M)
+    assert len(queries) == 2
+    assert all(" demo." in query for query in queries)
+    assert f"convstore sessions --url {postgres_url} --schema demo" in output
+
+    async def rows() -> list[int]:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from convstore._storage.engine import resolve_url
+
+        engine = create_async_engine(resolve_url(postgres_url))
+        try:
+            async with engine.connect() as conn:
+                found = [len((await conn.exec_driver_sql(q.rstrip(";"))).all()) for q in queries]
+                schemas = await conn.exec_driver_sql(
+                    "SELECT nspname FROM pg_namespace WHERE nspname IN ('demo', 'production')"
+                )
+                assert [row[0] for row in schemas] == ["demo"]
+                return found
+        finally:
+            await engine.dispose()
+
+    assert all(asyncio.run(rows()))
