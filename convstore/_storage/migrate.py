@@ -12,7 +12,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -75,15 +75,17 @@ async def read_revision(connection: AsyncConnection) -> Found:
     """The database's convstore revision, read outside the migration lock; the transaction is
     ended. Read again when the read fails: another process may have moved an older convstore's
     revision out of alembic_version, and dropped that table, between its statements."""
-    for attempt in range(3):
-        try:
-            return await connection.run_sync(found_revision)
-        except DBAPIError:
-            if attempt == 2:
-                raise
-        finally:
-            await connection.rollback()
-    raise AssertionError("unreachable")
+    for _ in range(2):
+        with suppress(DBAPIError):
+            return await _read_once(connection)
+    return await _read_once(connection)
+
+
+async def _read_once(connection: AsyncConnection) -> Found:
+    try:
+        return await connection.run_sync(found_revision)
+    finally:
+        await connection.rollback()
 
 
 def current_revision(connection: Connection) -> str | None:
