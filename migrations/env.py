@@ -17,6 +17,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from convstore._storage.engine import create_engine, resolve_url
 from convstore._storage.migrate import known_revisions, migration_lock
@@ -28,7 +29,7 @@ from convstore._storage.placement import (
     search_path,
 )
 from convstore._storage.schema import Base
-from convstore.exceptions import ConfigurationError
+from convstore.exceptions import ConfigurationError, SchemaError
 
 config = context.config
 
@@ -92,7 +93,7 @@ def do_run_migrations(connection: Connection, schema: str | None = None) -> None
     with migration_lock(connection, schema):
         # In the lock's transaction: an older convstore's revision moves to VERSION_TABLE
         # together with the migrations that follow, or not at all.
-        claim(connection, known_revisions())
+        conflict = claim(connection, known_revisions())
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
@@ -102,8 +103,14 @@ def do_run_migrations(connection: Connection, schema: str | None = None) -> None
             # DDL runs inside the migration lock's transaction, on SQLite too.
             transactional_ddl=True,
         )
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+        except DBAPIError as exc:
+            # Rolled back with the lock's transaction: the table is left as it was.
+            if conflict is None or not conflict.explains(exc):
+                raise
+            raise SchemaError(conflict.message()) from exc
 
 
 async def run_async_migrations() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from convstore._storage.migrate import alembic_config, head_revision
 from convstore._storage.placement import TABLES, VERSION_TABLE
 
 HEAD = head_revision()
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def query(engine: AsyncEngine, sql: str) -> list[tuple[Any, ...]]:
@@ -180,17 +182,21 @@ async def test_an_applications_revision_named_like_convstores_is_not_taken_for_i
 async def test_an_applications_table_of_convstores_name_is_refused_and_left_alone(
     database_url: str, backend: str
 ) -> None:
-    """An application's own `sessions` table stops convstore with an error naming the table and
-    the remedy for the backend; the table, its shape and its rows stay as they were."""
+    """An application's own `sessions` table stops convstore with an error naming the table, the
+    application's revision it found and the remedy for the backend; the table, its shape and its
+    rows stay as they were."""
     engine = open_engine(database_url, create=True)
     try:
         await query(engine, "CREATE TABLE sessions (token VARCHAR(64) PRIMARY KEY, data TEXT)")
         await query(engine, "INSERT INTO sessions VALUES ('cookie', 'logged in')")
+        await query(engine, "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        await query(engine, "INSERT INTO alembic_version VALUES ('a1b2c3d4e5f6')")
         with pytest.raises(convstore.SchemaError, match="tables named sessions") as raised:
             await convstore.connect(engine)
+        assert "alembic_version holds 'a1b2c3d4e5f6'" in str(raised.value)
         remedy = "schema='convstore'" if backend == "postgresql" else "a database file of its own"
         assert remedy in str(raised.value)
-        assert await tables(engine) == {"sessions"}
+        assert await tables(engine) == {"sessions", "alembic_version"}
         assert await query(engine, "SELECT token, data FROM sessions") == [("cookie", "logged in")]
     finally:
         await engine.dispose()
@@ -314,11 +320,16 @@ async def test_a_schema_postgresql_cannot_take_is_refused_by_name(
     assert repr(schema) in str(e.value)
 
 
-async def test_a_schema_on_sqlite_is_refused_saying_sqlite_has_none(tmp_path: Any) -> None:
+def test_a_schema_on_sqlite_is_refused_saying_sqlite_has_none(tmp_path: Path) -> None:
     """schema= on SQLite raises ConfigurationError explaining that SQLite has no schemas, before
     any file is made."""
+
+    async def open_in_a_schema(url: str) -> None:
+        async with convstore.connect(url, schema="convstore"):
+            pass
+
     with pytest.raises(convstore.ConfigurationError, match="SQLite has no schemas"):
-        await convstore.connect(f"sqlite:///{tmp_path / 'x.db'}", schema="convstore")
+        asyncio.run(open_in_a_schema(f"sqlite:///{tmp_path / 'x.db'}"))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -329,5 +340,36 @@ async def test_a_schema_for_an_engine_of_the_callers_is_refused(postgres_url: st
     try:
         with pytest.raises(convstore.ConfigurationError, match="server_settings"):
             await convstore.connect(engine, schema="convstore")
+    finally:
+        await engine.dispose()
+
+
+async def test_tables_whose_revision_was_overwritten_are_stamped_then_upgraded(
+    database_url: str,
+) -> None:
+    """An older convstore's tables whose revision an application's alembic overwrote are
+    refused, untouched, with the advice to stamp them; once stamped they upgrade with every row,
+    and the application's revision stays."""
+    await older_convstore_database(database_url)
+    engine = open_engine(database_url, create=False)
+    try:
+        await query(engine, "UPDATE alembic_version SET version_num = 'a1b2c3d4e5f6'")
+        with pytest.raises(convstore.SchemaError, match="`stamp`") as raised:
+            await convstore.connect(engine)
+        assert "alembic_version holds 'a1b2c3d4e5f6'" in str(raised.value)
+        assert VERSION_TABLE not in await tables(engine)
+        stamp = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "alembic", "-x", f"url={database_url}", "stamp", "0002"),
+            cwd=ROOT,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(stamp.communicate(), timeout=120)
+        assert stamp.returncode == 0, err.decode()
+        async with convstore.connect(engine) as store:
+            snapshot = await store.restore_snapshot("kept")
+            assert snapshot is not None
+            assert snapshot.messages == [{"role": "user", "content": "from 0002"}]
+        assert await query(engine, "SELECT version_num FROM alembic_version") == [("a1b2c3d4e5f6",)]
+        assert await query(engine, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
     finally:
         await engine.dispose()

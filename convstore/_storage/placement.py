@@ -133,13 +133,48 @@ def _single(heads: list[str], table: str) -> str | None:
     return heads[0] if heads else None
 
 
-def claim(connection: Connection, known: frozenset[str]) -> None:
-    """Make the database ready for convstore's alembic, inside the migration lock.
+@dataclass(frozen=True)
+class Conflict:
+    """Tables of convstore's names in a database without a convstore revision."""
+
+    tables: tuple[str, ...]
+    #: The revisions alembic_version holds: another application's.
+    others: tuple[str, ...]
+    dialect: str
+
+    def explains(self, exc: BaseException) -> bool:
+        """Whether a failed migration statement failed on one of these tables."""
+        return any(re.search(rf"\b{name}\b", str(exc)) for name in self.tables)
+
+    def message(self) -> str:
+        """What to say: what convstore found, that it leaves it alone, and what to do."""
+        found = (
+            f"alembic_version holds {', '.join(map(repr, self.others))}, " if self.others else ""
+        )
+        remedy = (
+            "give convstore a schema of its own: connect(url, schema='convstore'), or --schema "
+            "convstore on the command line"
+            if self.dialect == "postgresql"
+            else "give convstore a database file of its own (or use PostgreSQL with a schema)"
+        )
+        return (
+            f"the database already has tables named {', '.join(self.tables)}, but no convstore "
+            f"revision ({found}{VERSION_TABLE} has none): convstore did not create them, or "
+            f"lost their revision, and never alters them; {remedy}. If they are an older "
+            "convstore's tables whose revision in alembic_version was overwritten, record it "
+            "with alembic's `stamp` (see the docs on running beside your application's alembic)"
+        )
+
+
+def claim(connection: Connection, known: frozenset[str]) -> Conflict | None:
+    """Make the database ready for convstore's alembic, inside the migration lock; the tables
+    that stand in the way of its first revisions, if it has none.
 
     An older convstore's revision is moved from ``alembic_version`` to `VERSION_TABLE`, in the
     caller's transaction; any other revision there is left alone, and the table dropped only
-    when it held nothing else. A database without a convstore revision but with a table of
-    convstore's name is refused: that table is someone else's, and is never altered.
+    when it held nothing else. Tables of convstore's names without a convstore revision are
+    someone else's (or their revision was lost): the caller refuses them when a migration
+    fails on one, which leaves ``alembic stamp`` free to record their revision.
     """
     found = find_revision(connection, known)
     if found.legacy:
@@ -159,23 +194,12 @@ def claim(connection: Connection, known: frozenset[str]) -> None:
         )
         if not _versions(connection, LEGACY_VERSION_TABLE):
             connection.execute(text(f"DROP TABLE {LEGACY_VERSION_TABLE}"))
-    elif found.revision is None:
-        taken = sorted(set(inspect(connection).get_table_names()) & set(TABLES))
-        if taken:
-            raise SchemaError(not_ours(taken, connection.dialect.name))
-
-
-def not_ours(tables: list[str], dialect: str) -> str:
-    """What to say of a database whose tables of convstore's names convstore did not create."""
-    names = ", ".join(tables)
-    remedy = (
-        "give convstore a schema of its own: connect(url, schema='convstore'), or --schema "
-        "convstore on the command line"
-        if dialect == "postgresql"
-        else "give convstore a database file of its own (or use PostgreSQL with a schema)"
-    )
-    return (
-        f"the database already has tables named {names}, but no convstore revision in "
-        f"{VERSION_TABLE}: they belong to another application, and convstore never alters "
-        f"them; {remedy}"
-    )
+        return None
+    if found.revision is not None:
+        return None
+    tables = set(inspect(connection).get_table_names())
+    taken = tuple(sorted(tables & set(TABLES)))
+    if not taken:
+        return None
+    others = _versions(connection, LEGACY_VERSION_TABLE) if LEGACY_VERSION_TABLE in tables else []
+    return Conflict(taken, tuple(others), connection.dialect.name)
