@@ -23,18 +23,19 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from convstore._storage.schema import Base
 from convstore.exceptions import ConfigurationError, SchemaError
 
 #: The table in which convstore records its alembic revision.
 VERSION_TABLE = "convstore_alembic_version"
-#: alembic's default version table, where convstore recorded its revision before 0.x.
+#: alembic's default version table, where older convstores recorded their revision.
 LEGACY_VERSION_TABLE = "alembic_version"
 
 #: The tables of convstore's first revision: a database with all of them and a convstore
 #: revision in ``alembic_version`` was migrated by an older convstore.
 FIRST_TABLES = ("sessions", "messages", "interruptions", "retry_events")
-#: Every table convstore creates, as of its newest revision.
-TABLES = (*FIRST_TABLES, "cooldowns", "langgraph_checkpoints", "langgraph_writes")
+#: Every table convstore creates, as of its newest revision (the migrations match the models).
+TABLES = tuple(Base.metadata.tables)
 
 # Lowercase only: PostgreSQL folds unquoted names to lowercase, so a name with capitals would be
 # one schema for convstore (which quotes it) and another in a user's hand-written SQL.
