@@ -373,3 +373,16 @@ async def test_tables_whose_revision_was_overwritten_are_stamped_then_upgraded(
         assert await query(engine, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
     finally:
         await engine.dispose()
+
+
+async def test_workers_starting_together_in_a_new_schema_all_come_up(postgres_url: str) -> None:
+    """Eight connects at once with a schema that does not exist yet create it and migrate once."""
+    stores = await asyncio.gather(
+        *(convstore.connect(postgres_url, schema="agents") for _ in range(8))
+    )
+    try:
+        await asyncio.gather(*(store.save_snapshot(f"w{i}", []) for i, store in enumerate(stores)))
+        versions = await query(stores[0].engine, f"SELECT count(*) FROM {VERSION_TABLE}")
+        assert versions == [(1,)]
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
