@@ -121,17 +121,20 @@ async def _purge(backend: floors.Backend, url: str, sizes: data.Sizes) -> list[F
     copy = await backend.copy("scale", "scale_copy")
     floor_s = await _seconds(backend.purge, copy, data.PURGE_CUTOFF)
     await backend.drop("scale_copy")
-    stop = Path(tempfile.mkdtemp()) / "stop"
+    signals = Path(tempfile.mkdtemp())
     writer = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _WRITER_CODE, url, str(stop), stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", _WRITER_CODE, url, str(signals), stdout=asyncio.subprocess.PIPE
     )
     assert writer.stdout is not None
-    await writer.stdout.readline()  # connected, and saving
+    await writer.stdout.readline()  # connected, and saving alone
+    await asyncio.sleep(WRITER_ALONE_S)
+    (signals / "alone").touch()
+    alone_s = float((await writer.stdout.readline()).split()[1])
     async with convstore.connect(url) as store:
         purge_s, report = await _timed_result(
             purging.purge(store.engine, data.PURGE_CUTOFF, dry_run=False)
         )
-    stop.touch()
+    (signals / "stop").touch()
     writes, worst_s = (await writer.stdout.read()).split()
     await writer.wait()
     assert report.sessions == sizes.sessions // 2, report
@@ -153,25 +156,39 @@ async def _purge(backend: floors.Backend, url: str, sizes: data.Sizes) -> list[F
             "<= 100 ms",
             1.0,
         ),
+        Figure(
+            name,
+            f"  the same, vs the writer alone for {WRITER_ALONE_S:.0f} s before (ms)",
+            float(worst_s) * 1000,
+            alone_s * 1000,
+            "reference",
+            None,
+        ),
     ]
 
 
-#: A process saving small snapshots in a loop until a file appears; its count and worst time.
+#: How long the writer saves alone before the purge starts, for its worst wait without one.
+WRITER_ALONE_S = 10.0
+#: A process saving small snapshots in a loop, alone until the file "alone" appears, then until
+#: "stop" does; after each phase, its count of saves and its worst time.
 _WRITER_CODE = """
 import asyncio, os, sys, time
 import convstore
 
 async def main():
-    worst, n = 0.0, 0
+    signals = sys.argv[2]
     async with convstore.connect(sys.argv[1]) as store:
         await store.save_snapshot("writer-warm-up", [])
         print("ready", flush=True)
-        while not os.path.exists(sys.argv[2]):
-            started = time.perf_counter()
-            await store.save_snapshot(f"writer-{n}", [{"role": "user", "content": "beside"}])
-            worst, n = max(worst, time.perf_counter() - started), n + 1
-            await asyncio.sleep(0.002)
-    print(n, worst)
+        n = 0
+        for phase in ("alone", "stop"):
+            worst, count = 0.0, 0
+            while not os.path.exists(os.path.join(signals, phase)):
+                started = time.perf_counter()
+                await store.save_snapshot(f"writer-{n}", [{"role": "user", "content": "beside"}])
+                worst, n, count = max(worst, time.perf_counter() - started), n + 1, count + 1
+                await asyncio.sleep(0.002)
+            print(count, worst, flush=True)
 
 asyncio.run(main())
 """

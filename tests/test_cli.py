@@ -212,7 +212,7 @@ def test_a_database_from_a_newer_convstore_is_refused(cli: Cli, tmp_path: Path) 
     url = f"sqlite:///{tmp_path / 'future.db'}"
     ok(cli("upgrade", "--url", url))
     with sqlite3.connect(tmp_path / "future.db") as db:
-        db.execute("UPDATE alembic_version SET version_num = 'from_the_future'")
+        db.execute("UPDATE convstore_alembic_version SET version_num = 'from_the_future'")
     assert "newer convstore" in error(cli("check", "--url", url))
     assert "newer convstore" in error(cli("upgrade", "--url", url))
 
@@ -936,7 +936,123 @@ async def test_sessions_interrupted_on_a_current_file_skips_sqlalchemy(tmp_path:
         s.interrupted_at for s in expected
     ]
     with sqlite3.connect(tmp_path / "quick.db") as db:
-        db.execute("UPDATE alembic_version SET version_num = '0007'")
+        db.execute("UPDATE convstore_alembic_version SET version_num = '0007'")
     older = run("sessions", "--interrupted", "--url", url)
     assert older.returncode != 0
     assert "revision '0007'" in older.stderr
+
+
+def test_every_command_that_opens_a_database_takes_schema() -> None:
+    """Each subcommand, the demo included, accepts --schema, as the command line as a whole does."""
+    from convstore._cli.parser import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a.choices, dict)]
+    assert isinstance(commands.choices, dict)
+    assert set(commands.choices) == {
+        *("upgrade", "downgrade", "current", "check", "sessions", "show", "stats"),
+        *("cooldowns", "import-json", "purge", "demo"),
+    }
+    for name, sub in commands.choices.items():
+        assert "[--schema NAME]" in sub.format_usage(), name
+    assert "[--schema NAME]" in parser.format_usage()
+
+
+def test_check_says_where_the_tables_are(cli: Cli, database_url: str, backend: str) -> None:
+    """`check` names the schema, the version table and the revision, then the verdict."""
+    ok(cli("upgrade", "--url", database_url))
+    lines = ok(cli("check", "--url", database_url)).splitlines()
+    if backend == "postgresql":
+        assert lines[:2] == ["schema: public", "version table: public.convstore_alembic_version"]
+    else:
+        assert lines[:2] == [
+            "schema: none (SQLite: the tables are in the database file)",
+            "version table: convstore_alembic_version",
+        ]
+    assert lines[2] == f"revision: {HEAD} (head)"
+    assert lines[3].startswith("up to date")
+
+
+def test_schema_on_the_command_line_puts_every_command_in_it(cli: Cli, postgres_url: str) -> None:
+    """`--schema` creates the schema on upgrade and every other command reads it; without the
+    option the database's default schema has no convstore tables."""
+    assert "(schema agents)" in ok(cli("upgrade", "--url", postgres_url, "--schema", "agents"))
+    lines = ok(cli("check", "--url", postgres_url, "--schema", "agents")).splitlines()
+    assert lines[:3] == [
+        "schema: agents",
+        "version table: agents.convstore_alembic_version",
+        f"revision: {HEAD} (head)",
+    ]
+    assert ok(cli("current", "--schema", "agents", "--url", postgres_url)).startswith(HEAD)
+    ok(cli("sessions", "--url", postgres_url, "--schema", "agents"))
+    ok(cli("stats", "--url", postgres_url, "--schema", "agents", "--json"))
+    assert ok(cli("current", "--url", postgres_url)).startswith("none")
+    ok(cli("downgrade", "base", "--url", postgres_url, "--schema", "agents"))
+    assert ok(cli("current", "--url", postgres_url, "--schema", "agents")).startswith("none")
+
+
+def test_schema_comes_from_the_environment_too(
+    cli: Cli, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$CONVSTORE_SCHEMA is the schema when --schema is not given."""
+    monkeypatch.setenv("CONVSTORE_SCHEMA", "agents")
+    ok(cli("upgrade", "--url", postgres_url))
+    assert "schema: agents" in ok(cli("check", "--url", postgres_url))
+    monkeypatch.delenv("CONVSTORE_SCHEMA")
+    assert "no convstore tables" in cli("check", "--url", postgres_url).stdout
+
+
+def test_a_schema_on_sqlite_is_one_error_line(cli: Cli, tmp_path: Path) -> None:
+    """--schema with a SQLite URL fails saying SQLite has no schemas, and makes no file."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    assert "SQLite has no schemas" in error(cli("upgrade", "--url", url, "--schema", "agents"))
+    assert not (tmp_path / "app.db").exists()
+
+
+def test_an_older_convstores_revision_is_reported_then_moved(cli: Cli, tmp_path: Path) -> None:
+    """A database whose revision an older convstore kept in alembic_version fails `check`, which
+    says so; `upgrade` moves it, and `check` passes."""
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    ok(cli("upgrade", "--url", url))
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE convstore_alembic_version RENAME TO alembic_version")
+    behind = cli("check", "--url", url)
+    assert behind.returncode == 1
+    assert "version table: alembic_version" in behind.stdout
+    assert "run `convstore upgrade` to move it" in behind.stdout
+    assert "moved the revision" in ok(cli("upgrade", "--url", url))
+    assert "version table: convstore_alembic_version" in ok(cli("check", "--url", url))
+
+
+def test_demo_in_a_schema_prints_queries_that_name_it(
+    cli: Cli, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`demo --schema` on PostgreSQL writes in that schema and prints queries (and a command)
+    naming it, which find its rows from a connection in the default schema; CONVSTORE_SCHEMA is
+    ignored."""
+    monkeypatch.setenv("CONVSTORE_SCHEMA", "production")
+    output = ok(cli("demo", "--url", postgres_url, "--schema", "demo"))
+    queries = re.findall(r'^\s+psql \S+ -c "(.*)"$', output, re.M)
+    assert len(queries) == 2
+    assert all(" demo." in query for query in queries)
+    assert f"convstore sessions --url {postgres_url} --schema demo" in output
+
+    async def rows() -> list[int]:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from convstore._storage.engine import resolve_url
+
+        engine = create_async_engine(resolve_url(postgres_url))
+        try:
+            async with engine.connect() as conn:
+                found = [len((await conn.exec_driver_sql(q.rstrip(";"))).all()) for q in queries]
+                schemas = await conn.exec_driver_sql(
+                    "SELECT nspname FROM pg_namespace WHERE nspname IN ('demo', 'production')"
+                )
+                assert [row[0] for row in schemas] == ["demo"]
+                return found
+        finally:
+            await engine.dispose()
+
+    assert all(asyncio.run(rows()))

@@ -86,7 +86,9 @@ async def test_workers_starting_together_on_an_empty_database_all_come_up(
             *(store.save_snapshot(f"w{i}", [{"n": i}]) for i, store in enumerate(stores))
         )
         async with stores[0].engine.connect() as conn:
-            versions = (await conn.exec_driver_sql("SELECT count(*) FROM alembic_version")).scalar()
+            versions = (
+                await conn.exec_driver_sql("SELECT count(*) FROM convstore_alembic_version")
+            ).scalar()
         assert versions == 1
     finally:
         await asyncio.gather(*(store.close() for store in stores))

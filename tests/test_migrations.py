@@ -89,7 +89,9 @@ async def test_models_and_migrations_do_not_drift(store: convstore.Store) -> Non
 async def test_connect_migrates_an_empty_database(database_url: str) -> None:
     """`connect` brings an empty database to the newest revision by default."""
     async with convstore.connect(database_url) as store, store.engine.connect() as conn:
-        version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
+        version = (
+            await conn.exec_driver_sql("SELECT version_num FROM convstore_alembic_version")
+        ).scalar()
     assert version == head_revision()
 
 
@@ -111,7 +113,9 @@ async def test_connect_without_migrate_accepts_a_current_database(database_url: 
 async def test_a_database_from_a_newer_convstore_is_refused(database_url: str) -> None:
     """A revision this convstore does not know raises SchemaError even with migrate=True."""
     async with convstore.connect(database_url) as store, store.engine.begin() as conn:
-        await conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'from_the_future'")
+        await conn.exec_driver_sql(
+            "UPDATE convstore_alembic_version SET version_num = 'from_the_future'"
+        )
     with pytest.raises(convstore.SchemaError, match="newer convstore"):
         await convstore.connect(database_url)
 
@@ -260,3 +264,34 @@ def test_connect_to_a_current_database_does_not_import_alembic(tmp_path: Path) -
     first = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True)
     second = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True)
     assert (first.stdout.strip(), second.stdout.strip()) == ("True", "False"), second.stderr
+
+
+def test_alembic_from_the_checkout_migrates_into_a_schema(postgres_url: str) -> None:
+    """`alembic -x schema=...` from the root puts the tables and the version table in that
+    schema, which connect(schema=...) then opens; the offline SQL creates and enters it."""
+    result = alembic("-x", f"url={postgres_url}", "-x", "schema=agents", "upgrade", "head")
+    assert result.returncode == 0, result.stderr
+    result = alembic("-x", f"url={postgres_url}", "-x", "schema=agents", "current")
+    assert head_revision() in result.stdout
+    assert head_revision() not in alembic("-x", f"url={postgres_url}", "current").stdout
+
+    async def probe() -> None:
+        async with convstore.connect(postgres_url, schema="agents", migrate=False) as store:
+            await store.save_snapshot("s1", [])
+
+    asyncio.run(probe())
+    # Offline SQL as far as 0002: 0003 reads the stored messages, which offline mode cannot.
+    offline = alembic(
+        "-x", f"url={postgres_url}", "-x", "schema=agents", "upgrade", "0002", "--sql"
+    )
+    assert offline.returncode == 0, offline.stderr
+    assert 'SET search_path TO "agents"' in offline.stdout
+    assert "CREATE TABLE convstore_alembic_version" in offline.stdout
+
+
+def test_alembic_from_the_checkout_refuses_a_schema_on_sqlite(tmp_path: Path) -> None:
+    """`-x schema=...` with a SQLite URL fails saying SQLite has no schemas."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    result = alembic("-x", f"url={url}", "-x", "schema=agents", "upgrade", "head")
+    assert result.returncode != 0
+    assert "SQLite has no schemas" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,15 @@ def statements(block: str) -> list[str]:
     """The statements of one SQL block, without comments."""
     lines = [line for line in block.splitlines() if not line.lstrip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+@pytest.fixture
+async def store(database_url: str, backend: str) -> AsyncIterator[convstore.Store]:
+    """A store on a fresh database; on PostgreSQL in the schema `convstore`, which the queries
+    reach by its name or, unqualified, through the store's connections' search_path."""
+    schema = "convstore" if backend == "postgresql" else None
+    async with convstore.connect(database_url, schema=schema) as store:
+        yield store
 
 
 @pytest.fixture

@@ -281,7 +281,7 @@ def test_four_processes_write_to_one_file_without_lock_errors(db_path: Path) -> 
             "SELECT sum(message_count) FROM sessions WHERE session_id LIKE 'log-%'"
         ).fetchone()
         assert log_count == 4 * 60 * 2
-        (versions,) = check.execute("SELECT count(*) FROM alembic_version").fetchone()
+        (versions,) = check.execute("SELECT count(*) FROM convstore_alembic_version").fetchone()
         assert versions == 1
     finally:
         check.close()

@@ -26,6 +26,14 @@ async def main():
 asyncio.run(main())
 """
 
+#: docs/host-alembic.md's section for convstore in an application's alembic.ini.
+HOST_INI = """
+[convstore]
+script_location = convstore:_migrations
+path_separator = os
+sqlalchemy.url = sqlite:///app.db
+"""
+
 
 def run(command: list[str | Path], cwd: Path, env: dict[str, str]) -> str:
     """Run a command that must succeed; its standard output."""
@@ -45,7 +53,8 @@ def run(command: list[str | Path], cwd: Path, env: dict[str, str]) -> str:
 @pytest.mark.slow
 def test_an_installed_wheel_upgrades_runs_the_demo_and_migrates(tmp_path: Path) -> None:
     """A wheel installed in a new virtual environment, run outside the checkout, can
-    `convstore upgrade` a new database, run `convstore demo`, and `connect(migrate=True)`."""
+    `convstore upgrade` a new database, run `convstore demo`, migrate through an application's
+    alembic.ini naming its migrations as a package resource, and `connect(migrate=True)`."""
     venv = tmp_path / "venv"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -79,6 +88,13 @@ def test_an_installed_wheel_upgrades_runs_the_demo_and_migrates(tmp_path: Path) 
     demo = run(["convstore", "demo"], elsewhere, env)
     assert "still interrupted: none" in demo
     assert (elsewhere / "convstore-demo.db").is_file()
+
+    # An application's alembic.ini names the packaged migrations as a package resource.
+    hosted = tmp_path / "hosted"
+    hosted.mkdir()
+    (hosted / "alembic.ini").write_text(HOST_INI)
+    run(["alembic", "-n", "convstore", "upgrade", "head"], hosted, env)
+    assert "up to date" in run(["convstore", "check", "--url", "sqlite:///app.db"], hosted, env)
 
     package, content = run(["python", "-c", CONNECT], elsewhere, env).splitlines()
     assert Path(package).is_relative_to(venv)  # the wheel's convstore, not the checkout's

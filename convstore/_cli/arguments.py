@@ -11,6 +11,7 @@ DEFAULT_URL = "sqlite:///convstore.db"
 #: The demo's own database, never the user's real one.
 DEMO_URL = "sqlite:///convstore-demo.db"
 URL_VARIABLE = "CONVSTORE_DATABASE_URL"
+SCHEMA_VARIABLE = "CONVSTORE_SCHEMA"
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -53,3 +54,9 @@ def database_url(args: argparse.Namespace) -> str:
     """--url, else $CONVSTORE_DATABASE_URL, else a convstore.db file in the current directory."""
     url: str | None = getattr(args, "url", None)
     return url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
+
+
+def database_schema(args: argparse.Namespace) -> str | None:
+    """--schema, else $CONVSTORE_SCHEMA, else None: PostgreSQL's default schema."""
+    schema: str | None = getattr(args, "schema", None)
+    return schema or os.environ.get(SCHEMA_VARIABLE) or None

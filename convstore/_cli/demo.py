@@ -142,8 +142,9 @@ class Agent:
         await self.store.save_snapshot(self.session_id, self.history, extra={"model": "pretend"})
 
 
-async def run(url: str) -> None:
-    """Run the demo against `url`, printing what happens and leaving the database behind."""
+async def run(url: str, schema: str | None = None) -> None:
+    """Run the demo against `url` (in `schema` on PostgreSQL), printing what happens and leaving
+    the database behind."""
     started = utcnow()
     width = terminal_width(sys.stdout)
     print(
@@ -152,7 +153,7 @@ async def run(url: str) -> None:
         "shown and stored are the real ones.\n"
     )
     model = PretendModel()
-    async with open_store(url, migrate=True) as store:
+    async with open_store(url, migrate=True, schema=schema) as store:
         print(f"{SUPPORT}: rate limits, a timeout and an overloaded API, all retried")
         agent = Agent(store, model, SUPPORT, seed=1017)
         model.plan("I see two charges of $42.00 on 27 November. Refund the second?", rate_limited)
@@ -199,19 +200,20 @@ async def run(url: str) -> None:
         history = [h for h in await store.interruptions() if h.interrupted_at >= started]
         print("\nCrash history of this run:")
         print(history_table(history, width))
-    print("\n" + try_it(url))
+    print("\n" + try_it(url, schema))
 
 
-def try_it(url: str) -> str:
+def try_it(url: str, schema: str | None = None) -> str:
     """Where the database is, and two queries to run on it."""
     resolved = resolve_url(url)
+    qualified = "" if schema is None else f"{schema}."
     sqlite = resolved.get_backend_name() == "sqlite"
     waited = "round(sum(delay_s), 1)" if sqlite else "round(sum(delay_s)::numeric, 1)"
     queries = [
-        "SELECT session_id, reason, interrupted_at, resolved_at FROM interruptions "
-        "ORDER BY interrupted_at DESC;",
+        "SELECT session_id, reason, interrupted_at, resolved_at FROM "
+        f"{qualified}interruptions ORDER BY interrupted_at DESC;",
         f"SELECT outcome, status_code, count(*) AS attempts, {waited} AS waited_s "
-        "FROM retry_events GROUP BY outcome, status_code ORDER BY attempts DESC;",
+        f"FROM {qualified}retry_events GROUP BY outcome, status_code ORDER BY attempts DESC;",
     ]
     if sqlite:
         database = resolved.database or ":memory:"
@@ -221,5 +223,8 @@ def try_it(url: str) -> str:
         head = "The database is on the server. Query it with psql:"
         shell = f"psql {shlex.quote(display_url(resolved))} -c"
     lines = [head, *(f'  {shell} "{query}"' for query in queries)]
-    lines.append(f"or with convstore itself:\n  convstore sessions --url {shlex.quote(url)}")
+    option = "" if schema is None else f" --schema {schema}"
+    lines.append(
+        f"or with convstore itself:\n  convstore sessions --url {shlex.quote(url)}{option}"
+    )
     return "\n".join(lines)

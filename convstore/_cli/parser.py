@@ -11,6 +11,7 @@ from typing import Any
 from convstore._cli.arguments import (
     DEFAULT_URL,
     DEMO_URL,
+    SCHEMA_VARIABLE,
     URL_VARIABLE,
     count,
     point_in_time,
@@ -59,7 +60,17 @@ def _url_option() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=f"database URL (default: ${URL_VARIABLE}, else {DEFAULT_URL})",
     )
+    _schema_option(url, f"default: ${SCHEMA_VARIABLE}, else the database's default")
     return url
+
+
+def _schema_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--schema",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help=f"PostgreSQL schema holding convstore's tables, created by upgrade ({default})",
+    )
 
 
 class _Commands:
@@ -198,6 +209,7 @@ class _Commands:
             help=f"database URL (default: {DEMO_URL}; "
             f"${URL_VARIABLE} is ignored, so the demo never writes to your real database)",
         )
+        _schema_option(sub, f"${SCHEMA_VARIABLE} is ignored too")
         sub.set_defaults(handler=_command("changes.demo"))
 
 

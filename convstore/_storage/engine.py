@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection, StaticPool
 
+from convstore._storage.placement import check_schema, remember_schema, search_path
 from convstore.exceptions import ConfigurationError
 
 # How long a SQLite write waits for another connection's write to finish before failing.
@@ -114,8 +115,10 @@ def create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
-    """A configured engine for a URL from `resolve_url`."""
+def create_engine(url: URL, *, single_use: bool = False, schema: str | None = None) -> AsyncEngine:
+    """A configured engine for a URL from `resolve_url`; on PostgreSQL, `schema` is where every
+    name its connections use lives (see placement.py)."""
+    schema = check_schema(url, schema)
     options: dict[str, Any] = {
         # Every convstore operation ends its own transaction, so the pool's rollback on check-in
         # would only cost a round trip to the driver's thread.
@@ -128,6 +131,10 @@ def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
             "timeout": CONNECT_TIMEOUT_S,
             "command_timeout": COMMAND_TIMEOUT_S,
         }
+        if schema is not None:
+            # Sent with the connection's start-up packet: no round trip, and no statement on
+            # the connection ever runs without it.
+            options["connect_args"]["server_settings"] = {"search_path": search_path(schema)}
         # A connection the server closed while it sat in the pool (a restart, a failover) is
         # found and replaced as it is handed out, before anything is sent on it. The hot paths
         # keep their own connections out of the pool, and check those without a round trip.
@@ -142,6 +149,7 @@ def create_engine(url: URL, *, single_use: bool = False) -> AsyncEngine:
         create_private_file(Path(url.database or "").expanduser())
     engine = create_async_engine(url, **options)
     configure_engine(engine)
+    remember_schema(engine.sync_engine, schema)
     return engine
 
 

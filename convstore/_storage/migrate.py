@@ -1,8 +1,8 @@
 """Bringing a database to the schema this convstore needs, with the bundled alembic migrations.
 
 Checking a database's revision needs no alembic: `REVISIONS` names the bundled ones (a test
-holds it to the scripts), and the revision is one row of ``alembic_version``. alembic itself is
-imported only to migrate.
+holds it to the scripts), and the revision is one row of convstore's own version table
+(placement.py). alembic itself is imported only to migrate.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from convstore._storage.placement import Found, enter_schema, find_revision
 from convstore._storage.revisions import REVISIONS
 from convstore.exceptions import ConfigurationError, SchemaError
 
@@ -64,14 +66,31 @@ def known_revisions() -> frozenset[str]:
     return frozenset(REVISIONS)
 
 
+def found_revision(connection: Connection) -> Found:
+    """The database's convstore revision and the version table that holds it."""
+    return find_revision(connection, known_revisions())
+
+
+async def read_revision(connection: AsyncConnection) -> Found:
+    """The database's convstore revision, read outside the migration lock; the transaction is
+    ended. Read again when the read fails: another process may have moved an older convstore's
+    revision out of alembic_version, and dropped that table, between its statements."""
+    for _ in range(2):
+        with suppress(DBAPIError):
+            return await _read_once(connection)
+    return await _read_once(connection)
+
+
+async def _read_once(connection: AsyncConnection) -> Found:
+    try:
+        return await connection.run_sync(found_revision)
+    finally:
+        await connection.rollback()
+
+
 def current_revision(connection: Connection) -> str | None:
     """The revision the database is at, or None for a database without convstore's tables."""
-    if not inspect(connection).has_table("alembic_version"):
-        return None
-    heads = [row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
-    if len(heads) > 1:
-        raise SchemaError(f"the database has several alembic heads {heads}; expected one")
-    return heads[0] if heads else None
+    return found_revision(connection).revision
 
 
 def check_revision(current: str | None, *, migrate: bool) -> bool:
@@ -109,9 +128,10 @@ _LOOP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] 
 async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
     """Check the database's revision and, with `migrate`, upgrade it to the newest."""
     async with engine.connect() as connection:
-        current = await connection.run_sync(current_revision)
-        await connection.rollback()
-        if check_revision(current, migrate=migrate):
+        found = await read_revision(connection)
+        # A revision an older convstore recorded in alembic_version is moved by an upgrade; the
+        # tables are the same, so without `migrate` the database is used as it is.
+        if check_revision(found.revision, migrate=migrate) or (migrate and found.legacy):
             await run_alembic(connection, "upgrade", "head")
 
 
@@ -139,8 +159,9 @@ POSTGRES_MIGRATION_LOCK = 0x636F6E7673746F  # "convsto"
 
 
 @contextmanager
-def migration_lock(connection: Connection) -> Iterator[None]:
-    """Hold a database-wide lock while migrations run, so concurrent upgrades take turns.
+def migration_lock(connection: Connection, schema: str | None = None) -> Iterator[None]:
+    """Hold a database-wide lock while migrations run, so concurrent upgrades take turns, and
+    create `schema` (PostgreSQL) if it is missing.
 
     Alembic reads the current revision inside the lock, so a worker that waited finds the schema
     already upgraded and does nothing. The transaction is committed on success.
@@ -150,6 +171,7 @@ def migration_lock(connection: Connection) -> Iterator[None]:
         with _committed(connection):
             # Held until the transaction ends; DDL is transactional on PostgreSQL.
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({POSTGRES_MIGRATION_LOCK})")
+            enter_schema(connection, schema)
             yield
         return
     if dialect != "sqlite":

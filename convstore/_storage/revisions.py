@@ -6,5 +6,6 @@ from __future__ import annotations
 #: The bundled revisions, oldest first.
 REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 HEAD = REVISIONS[-1]
-#: The table alembic records a database's revision in.
-VERSION_TABLE = "alembic_version"
+#: The table in which convstore records its alembic revision (older convstores used alembic's
+#: default, ``alembic_version``; see `placement`).
+VERSION_TABLE = "convstore_alembic_version"

@@ -33,6 +33,7 @@ from convstore._storage.engine import (
 from convstore._storage.errors import storage_errors
 from convstore._storage.lease import Lease
 from convstore._storage.migrate import ensure_schema
+from convstore._storage.placement import check_engine_schema, check_schema
 from convstore._storage.pop import pop_messages
 from convstore._storage.repository import Repository
 from convstore._storage.resume import resume
@@ -283,9 +284,15 @@ class _Connecting:
     """What `connect` returns: await it, or use it as ``async with``."""
 
     def __init__(
-        self, url: str | URL | AsyncEngine, max_messages: int, migrate: bool, reconnect_s: float
+        self,
+        url: str | URL | AsyncEngine,
+        max_messages: int,
+        migrate: bool,
+        reconnect_s: float,
+        schema: str | None,
     ) -> None:
         self._url = url
+        self._schema = schema
         self._max_messages = _validate.max_messages(max_messages)
         self._migrate = migrate
         self._reconnect_s = _validate.real_number("reconnect_s", reconnect_s, minimum=0.0)
@@ -311,10 +318,12 @@ class _Connecting:
         if isinstance(self._url, AsyncEngine):
             engine, owns_engine = self._url, False
             configure_engine(engine)
+            check_engine_schema(engine, self._schema)
         else:
             url = resolve_url(self._url)
+            check_schema(url, self._schema)
             check_sqlite_path(url)
-            engine, owns_engine = create_engine(url), True
+            engine, owns_engine = create_engine(url, schema=self._schema), True
         database = safe_url(engine.url)
         ready = False
         try:
@@ -354,6 +363,7 @@ def connect(
     max_messages: int = DEFAULT_MAX_MESSAGES,
     migrate: bool = True,
     reconnect_s: float = DEFAULT_RECONNECT_S,
+    schema: str | None = None,
 ) -> _Connecting:
     """Open a store on a database URL or engine; await the result or use it with ``async with``.
 
@@ -364,5 +374,8 @@ def connect(
 
     On PostgreSQL, an operation whose connection is lost (a restart, a failover) keeps trying
     on new connections for up to `reconnect_s` seconds (0: never); see the PostgreSQL page.
+
+    On PostgreSQL, `schema` puts every convstore table, index and sequence, and its version
+    table, in that schema (created by the migrations if missing) instead of the default one.
     """
-    return _Connecting(url, max_messages, migrate, reconnect_s)
+    return _Connecting(url, max_messages, migrate, reconnect_s, schema)

@@ -19,6 +19,7 @@ from convstore._storage.engine import (
     safe_url,
 )
 from convstore._storage.errors import storage_errors
+from convstore._storage.placement import Found, check_schema
 from convstore._storage.store import DEFAULT_MAX_MESSAGES, Store, connect
 from convstore.exceptions import ConfigurationError, InvalidArgument, SchemaError
 
@@ -28,12 +29,16 @@ def display_url(url: URL) -> str:
     return safe_url(url.set(drivername=url.get_backend_name()))
 
 
-def open_engine(url: str, *, create: bool, single_use: bool = False) -> AsyncEngine:
-    """An engine for `url`; unless `create`, a SQLite file that does not exist is an error.
+def open_engine(
+    url: str, *, create: bool, single_use: bool = False, schema: str | None = None
+) -> AsyncEngine:
+    """An engine for `url`, in `schema` on PostgreSQL; unless `create`, a SQLite file that does
+    not exist is an error.
 
     Commands that only read or delete must not leave an empty database behind a mistyped path.
     """
     resolved = resolve_url(url)
+    check_schema(resolved, schema)
     check_sqlite_path(resolved)
     if not create and resolved.get_backend_name() == "sqlite" and not is_sqlite_memory(resolved):
         path = Path(resolved.database or "").expanduser()
@@ -42,16 +47,20 @@ def open_engine(url: str, *, create: bool, single_use: bool = False) -> AsyncEng
                 f"no SQLite database at {str(path)!r}: pass --url or set CONVSTORE_DATABASE_URL, "
                 "or create it with `convstore upgrade`"
             )
-    return create_engine(resolved, single_use=single_use)
+    return create_engine(resolved, single_use=single_use, schema=schema)
 
 
 @asynccontextmanager
 async def open_store(
-    url: str, *, migrate: bool, max_messages: int = DEFAULT_MAX_MESSAGES
+    url: str,
+    *,
+    migrate: bool,
+    max_messages: int = DEFAULT_MAX_MESSAGES,
+    schema: str | None = None,
 ) -> AsyncIterator[Store]:
-    """A store on `url`; with `migrate` the database is created or upgraded, else it must be
-    at the newest revision already."""
-    engine = open_engine(url, create=migrate)
+    """A store on `url` (in `schema` on PostgreSQL); with `migrate` the database is created or
+    upgraded, else it must be at the newest revision already."""
+    engine = open_engine(url, create=migrate, schema=schema)
     try:
         if not migrate:
             await require_head(engine)
@@ -68,9 +77,22 @@ async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at; None when it has no convstore tables."""
     with storage_errors("connect", display_url(engine.url)):
         async with engine.connect() as conn:
-            current = await conn.run_sync(migrations.current_revision)
-            await conn.rollback()
-    return current
+            found = await migrations.read_revision(conn)
+    return found.revision
+
+
+async def placement(engine: AsyncEngine) -> tuple[str | None, Found]:
+    """The schema convstore's tables are in (PostgreSQL; None on SQLite, or for a schema that
+    does not exist yet), and its revision and the version table that holds it."""
+
+    schema = None
+    with storage_errors("connect", display_url(engine.url)):
+        async with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                schema = (await conn.exec_driver_sql("SELECT current_schema()")).scalar()
+                await conn.rollback()
+            found = await migrations.read_revision(conn)
+    return schema, found
 
 
 async def require_head(engine: AsyncEngine) -> None:
@@ -94,9 +116,8 @@ async def migrate(
     """Run alembic's upgrade or downgrade to `target`; the revisions before and after."""
     with storage_errors(action, display_url(engine.url)):
         async with engine.connect() as conn:
-            before = await conn.run_sync(migrations.current_revision)
             # The migration lock's first statement must run outside a transaction.
-            await conn.rollback()
+            before = (await migrations.read_revision(conn)).revision
             migrations.check_revision(before, migrate=True)  # refuses a newer convstore's database
             from alembic.util import CommandError  # alembic is imported only to migrate
 

@@ -40,6 +40,13 @@ class _Pace:
     dialect: str
     batch: int = field(default_factory=lambda: FIRST_BATCH)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    #: On SQLite, copies the WAL's pages into the database while the lock is free, so that the
+    #: WAL the purge fills is not left for a writer's commit to checkpoint.
+    checkpoint: Callable[[], Awaitable[None]] | None = None
+
+    def fresh(self) -> _Pace:
+        """A pace for another table, starting from the first batch again."""
+        return _Pace(self.dialect, sleep=self.sleep, checkpoint=self.checkpoint)
 
     async def after(self, started: float) -> None:
         held, target = time.monotonic() - started, TRANSACTION_S[self.dialect]
@@ -48,7 +55,10 @@ class _Pace:
         elif held > target:
             self.batch = max(self.batch // 2, 1)
         if self.dialect == "sqlite":
-            await self.sleep(held)
+            resting = time.monotonic()
+            if self.checkpoint is not None:
+                await self.checkpoint()  # writers may commit meanwhile: it takes no write lock
+            await self.sleep(max(0.0, held - (time.monotonic() - resting)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +105,7 @@ async def purge(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool) -> Purg
     with storage_errors("purge", display_url(engine.url)):
         if dry_run:
             return await _count(engine, old)
-        pace = _Pace(engine.dialect.name)
+        pace = _Pace(engine.dialect.name, checkpoint=_checkpoint(engine))
         totals = dict.fromkeys(("sessions", "messages", "resolved"), 0)
         after = None
         while True:
@@ -110,12 +120,33 @@ async def purge(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool) -> Purg
         return PurgeReport(
             **totals,
             retry_events=await _delete_in_batches(
-                engine, retry_events, retry_events.c.id, old.retry_events, _Pace(pace.dialect)
+                engine,
+                retry_events,
+                retry_events.c.id,
+                old.retry_events,
+                _Pace(pace.dialect, checkpoint=pace.checkpoint),
             ),
             interruptions=await _delete_in_batches(
-                engine, interruptions, interruptions.c.id, old.interruptions, _Pace(pace.dialect)
+                engine,
+                interruptions,
+                interruptions.c.id,
+                old.interruptions,
+                _Pace(pace.dialect, checkpoint=pace.checkpoint),
             ),
         )
+
+
+def _checkpoint(engine: AsyncEngine) -> Callable[[], Awaitable[None]] | None:
+    """A passive WAL checkpoint of a SQLite database (one that waits for no one); None on
+    PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return None
+
+    async def checkpoint() -> None:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    return checkpoint
 
 
 async def _purge_sessions(

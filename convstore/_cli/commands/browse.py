@@ -11,7 +11,7 @@ from typing import Any
 
 from convstore._cli import display
 from convstore._cli.admin import database, listings
-from convstore._cli.arguments import database_url
+from convstore._cli.arguments import database_schema, database_url
 from convstore._cli.commands import listing
 from convstore._cli.display import fail, or_dash, plural, screen_width, table, when
 from convstore._conversation.check import check_conversation
@@ -23,7 +23,9 @@ from convstore._storage.types import utcnow
 async def list_sessions(args: argparse.Namespace) -> int:
     """List sessions (or only the interrupted ones), most recent first."""
     limit = args.limit or None
-    async with database.open_store(database_url(args), migrate=False) as store:
+    async with database.open_store(
+        database_url(args), migrate=False, schema=database_schema(args)
+    ) as store:
         total = await listings.count_sessions(store.engine, interrupted=args.interrupted)
         if args.interrupted:
             interrupted = await store.list_interrupted_sessions(limit)
@@ -61,7 +63,7 @@ def sessions_table(found: Sequence[listings.SessionInfo], now: datetime) -> str:
 async def show(args: argparse.Namespace) -> int:
     """Show one session: its state, crash history and newest messages."""
     url = database_url(args)
-    async with database.open_store(url, migrate=False) as store:
+    async with database.open_store(url, migrate=False, schema=database_schema(args)) as store:
         found = await listings.list_sessions(store.engine, session_id=args.session_id)
         snapshot = await store.restore_snapshot(args.session_id)
         history = await store.interruptions(args.session_id)
@@ -182,7 +184,9 @@ def _compact(value: Any) -> str:
 async def stats(args: argparse.Namespace) -> int:
     """Print the retry summary per operation and error type, and interruptions per reason."""
     since: datetime | None = args.since
-    async with database.open_store(database_url(args), migrate=False) as store:
+    async with database.open_store(
+        database_url(args), migrate=False, schema=database_schema(args)
+    ) as store:
         retries = await store.retry_summary(since=since, operation=args.operation)
         reasons = await listings.interruptions_by_reason(store.engine, since)
     if args.json:

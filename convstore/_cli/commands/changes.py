@@ -10,7 +10,7 @@ from datetime import datetime
 from convstore._cli import demo as demo_run
 from convstore._cli.admin import database, importing
 from convstore._cli.admin import purge as purging
-from convstore._cli.arguments import database_url
+from convstore._cli.arguments import database_schema, database_url
 from convstore._cli.display import plural, when
 
 #: Progress is shown on a terminal when an import has at least this many files.
@@ -28,7 +28,10 @@ async def import_json(args: argparse.Namespace) -> int:
     if sys.stderr.isatty() and len(paths) >= PROGRESS_MIN_FILES:
         progress = _Progress(len(paths))
     async with database.open_store(
-        database_url(args), migrate=True, max_messages=args.max_messages
+        database_url(args),
+        migrate=True,
+        max_messages=args.max_messages,
+        schema=database_schema(args),
     ) as store:
         report = await importing.import_files(
             store.engine, paths, max_messages=args.max_messages, progress=progress
@@ -70,7 +73,9 @@ class _Progress:
 async def purge(args: argparse.Namespace) -> int:
     """Delete (or with --dry-run count) what is older than --older-than."""
     cutoff: datetime = args.older_than
-    async with database.open_store(database_url(args), migrate=False) as store:
+    async with database.open_store(
+        database_url(args), migrate=False, schema=database_schema(args)
+    ) as store:
         report = await purging.purge(store.engine, cutoff, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     print(
@@ -90,6 +95,9 @@ async def purge(args: argparse.Namespace) -> int:
 
 
 async def demo(args: argparse.Namespace) -> int:
-    """Run the demo against --url, else convstore-demo.db (never $CONVSTORE_DATABASE_URL)."""
-    await demo_run.run(getattr(args, "url", None) or demo_run.DEFAULT_URL)
+    """Run the demo against --url, else convstore-demo.db (never $CONVSTORE_DATABASE_URL), in
+    --schema on PostgreSQL (never $CONVSTORE_SCHEMA)."""
+    await demo_run.run(
+        getattr(args, "url", None) or demo_run.DEFAULT_URL, getattr(args, "schema", None)
+    )
     return 0

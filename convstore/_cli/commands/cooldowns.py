@@ -7,14 +7,16 @@ from dataclasses import asdict
 
 from convstore._cli import display
 from convstore._cli.admin import database
-from convstore._cli.arguments import database_url
+from convstore._cli.arguments import database_schema, database_url
 from convstore._cli.display import or_dash, screen_width, table, when
 from convstore._storage.types import utcnow
 
 
 async def cooldowns(args: argparse.Namespace) -> int:
     """List the keys cooling down or paced now, the cooldown ending last first."""
-    async with database.open_store(database_url(args), migrate=False) as store:
+    async with database.open_store(
+        database_url(args), migrate=False, schema=database_schema(args)
+    ) as store:
         now = utcnow()
         active = await store.cooldowns(args.limit or None)
     if args.json:
