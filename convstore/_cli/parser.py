@@ -103,7 +103,7 @@ class _Commands:
         )
 
     def add_browsing(self) -> None:
-        """sessions, show, stats, cooldowns."""
+        """sessions, show, stats, report, cooldowns."""
         sub = self._add(
             "sessions",
             _command("browse.list_sessions"),
@@ -143,6 +143,26 @@ class _Commands:
             help="only since then: an age (24h, 7d) or an ISO time (default: all history)",
         )
         sub.add_argument("--operation", metavar="NAME", help="only this operation's retries")
+        sub = self._add(
+            "report",
+            _command("report.report"),
+            "write the retry and crash history as one HTML page of charts",
+        )
+        sub.add_argument(
+            "--since",
+            type=point_in_time,
+            metavar="WHEN",
+            help="only since then: an age (24h, 7d) or an ISO time (default: all history)",
+        )
+        sub.add_argument("--operation", metavar="NAME", help="only this operation's retries")
+        sub.add_argument(
+            "-o",
+            "--output",
+            type=Path,
+            default=Path("report.html"),
+            metavar="FILE",
+            help="where to write the page (default report.html; - for the standard output)",
+        )
         sub = self._add(
             "cooldowns",
             _command("cooldowns.cooldowns"),
