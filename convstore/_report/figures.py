@@ -228,6 +228,13 @@ def failures_chart(found: Aggregates) -> Chart | None:
         f"{op}: {cls or 'unknown'}" + (f" ({st})" if st else "")
         for op, _, cls, st, _ in found.failures
     ]
+    for kind, failed in sorted(found.failed_per_kind.items()):
+        rest = failed - sum(per_kind[kind][0]) if kind in per_kind else failed
+        if rest > 0:
+            per_kind[kind][0].append(rest)
+            per_kind[kind][1].append("other errors")
+            if "other errors" not in order:
+                order.append("other errors")
     traces = [
         {
             "type": "bar",
@@ -244,7 +251,10 @@ def failures_chart(found: Aggregates) -> Chart | None:
         xaxis={"title": {"text": "failed attempts"}},
         yaxis={"categoryorder": "array", "categoryarray": order[::-1], "automargin": True},
     )
-    caption = "Failed attempts per error class and status, the most frequent first."
+    caption = (
+        f"Failed attempts per error class and status, the {len(found.failures)} most frequent "
+        "first; the rest, if any, as other errors."
+    )
     return Chart("failures", "What fails", caption, {"data": traces, "layout": layout})
 
 

@@ -78,8 +78,12 @@ def totals(summary: Sequence[RetrySummary]) -> dict[str, float]:
 
 def _embedded(document: Any) -> str:
     """JSON that cannot end the script element it sits in."""
-    text = json.dumps(document, ensure_ascii=False, default=str, separators=(",", ":"))
+    text = json.dumps(document, ensure_ascii=False, default=_iso, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _when(value: datetime | None) -> str:

@@ -175,6 +175,13 @@ def failures_by_class(scope: Scope, limit: int) -> Select[Any]:
     return scope.events(query)
 
 
+def failures_by_kind(scope: Scope) -> Select[Any]:
+    """Failed attempts per kind of error, for what `failures_by_class` leaves out."""
+    e = retry_events.c
+    query = select(e.error_type, func.count()).where(e.error_type.is_not(None))
+    return scope.events(query).group_by(e.error_type)
+
+
 def interruptions_over_time(scope: Scope, buckets: Buckets) -> Select[Any]:
     """Interruptions per (bucket, resolved or not)."""
     i = interruptions.c
@@ -226,6 +233,7 @@ class Aggregates:
     attempts: list[tuple[Any, ...]]
     waits: list[tuple[Any, ...]]
     failures: list[tuple[Any, ...]]
+    failed_per_kind: dict[str, int]
     interruptions: list[tuple[Any, ...]]
     resolve_times: list[tuple[Any, ...]]
     reasons: list[tuple[Any, ...]]
@@ -233,7 +241,7 @@ class Aggregates:
 
 
 async def aggregates(
-    engine: AsyncEngine, scope: Scope, now: datetime, *, top_failures: int = 15
+    engine: AsyncEngine, scope: Scope, now: datetime, *, top_failures: int = 20
 ) -> Aggregates:
     """Read every aggregate of a report in one read-only transaction."""
     url = engine.url
@@ -253,6 +261,7 @@ async def aggregates(
                 attempts=[] if buckets is None else await rows(attempts_over_time(scope, buckets)),
                 waits=await rows(waits_by_bin(scope)),
                 failures=await rows(failures_by_class(scope, top_failures)),
+                failed_per_kind=dict(await rows(failures_by_kind(scope))),
                 interruptions=(
                     [] if buckets is None else await rows(interruptions_over_time(scope, buckets))
                 ),
