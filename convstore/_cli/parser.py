@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = _Commands(parser.add_subparsers(title="commands", metavar="COMMAND", required=True))
     commands.add_migrations()
     commands.add_browsing()
+    commands.add_report()
     commands.add_changes()
     commands.add_demo()
     return parser
@@ -103,7 +104,7 @@ class _Commands:
         )
 
     def add_browsing(self) -> None:
-        """sessions, show, stats, report, cooldowns."""
+        """sessions, show, stats, cooldowns."""
         sub = self._add(
             "sessions",
             _command("browse.list_sessions"),
@@ -136,33 +137,7 @@ class _Commands:
             "retries per operation and error type, interruptions",
             as_json=True,
         )
-        sub.add_argument(
-            "--since",
-            type=point_in_time,
-            metavar="WHEN",
-            help="only since then: an age (24h, 7d) or an ISO time (default: all history)",
-        )
-        sub.add_argument("--operation", metavar="NAME", help="only this operation's retries")
-        sub = self._add(
-            "report",
-            _command("report.report"),
-            "write the retry and crash history as one HTML page of charts",
-        )
-        sub.add_argument(
-            "--since",
-            type=point_in_time,
-            metavar="WHEN",
-            help="only since then: an age (24h, 7d) or an ISO time (default: all history)",
-        )
-        sub.add_argument("--operation", metavar="NAME", help="only this operation's retries")
-        sub.add_argument(
-            "-o",
-            "--output",
-            type=Path,
-            default=Path("report.html"),
-            metavar="FILE",
-            help="where to write the page (default report.html; - for the standard output)",
-        )
+        _period(sub)
         sub = self._add(
             "cooldowns",
             _command("cooldowns.cooldowns"),
@@ -171,6 +146,23 @@ class _Commands:
         )
         sub.add_argument(
             "--limit", type=count, default=100, metavar="N", help="at most N (default 100; 0: all)"
+        )
+
+    def add_report(self) -> None:
+        """report."""
+        sub = self._add(
+            "report",
+            _command("report.report"),
+            "write the retry and crash history as one HTML page of charts",
+        )
+        _period(sub)
+        sub.add_argument(
+            "-o",
+            "--output",
+            type=Path,
+            default=Path("report.html"),
+            metavar="FILE",
+            help="where to write the page (default report.html; - for the standard output)",
         )
 
     def add_changes(self) -> None:
@@ -219,6 +211,17 @@ class _Commands:
             f"${URL_VARIABLE} is ignored, so the demo never writes to your real database)",
         )
         sub.set_defaults(handler=_command("changes.demo"))
+
+
+def _period(sub: argparse.ArgumentParser) -> None:
+    """--since and --operation, as stats and report take them."""
+    sub.add_argument(
+        "--since",
+        type=point_in_time,
+        metavar="WHEN",
+        help="only since then: an age (24h, 7d) or an ISO time (default: all history)",
+    )
+    sub.add_argument("--operation", metavar="NAME", help="only this operation's retries")
 
 
 class _Version(argparse.Action):

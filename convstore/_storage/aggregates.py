@@ -154,7 +154,8 @@ def waits_by_bin(scope: Scope) -> Select[Any]:
     bins = (
         bin_of(e.delay_s, WAIT_EDGES).label("delay_bin"),
         bin_of(e.retry_after_s, WAIT_EDGES).label("retry_after_bin"),
-        bin_of(e.cooldown_wait_s, WAIT_EDGES).label("cooldown_bin"),
+        # A cooldown wait of 0 is no wait: the key was not cooling down.
+        bin_of(case((e.cooldown_wait_s > 0, e.cooldown_wait_s)), WAIT_EDGES).label("cooldown_bin"),
     )
     waited = or_(e.delay_s.is_not(None), e.retry_after_s.is_not(None), e.cooldown_wait_s > 0)
     query = select(e.operation, *bins, func.count().label("attempts")).where(waited)
