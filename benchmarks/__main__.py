@@ -6,6 +6,7 @@ python -m benchmarks --check    # exit 1 when a target is missed
 python -m benchmarks --postgres-url postgresql://user@host/db   # PostgreSQL too
 python -m benchmarks --langgraph  # ConvstoreSaver against AsyncSqliteSaver instead, two minutes
 python -m benchmarks --cooldowns  # shared cooldowns against a rate-limited server instead
+python -m benchmarks --report-page  # the report page on 1,000,000 retry events instead
 """
 
 from __future__ import annotations
@@ -63,8 +64,18 @@ if __name__ == "__main__":
         action="store_true",
         help="measure the LangGraph checkpointer against AsyncSqliteSaver instead",
     )
+    parser.add_argument(
+        "--report-page",
+        action="store_true",
+        help="measure building the report page on 1,000,000 retry events instead "
+        "(on PostgreSQL too with --postgres-url)",
+    )
     args = parser.parse_args()
-    if args.cooldowns:
+    if args.report_page:
+        from benchmarks import _report_page
+
+        results, notes = _report_page.run_all(args.postgres_url)
+    elif args.cooldowns:
         from benchmarks import _cooldowns
 
         results, notes = _cooldowns.run_all(args.postgres_url)
