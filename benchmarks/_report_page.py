@@ -1,4 +1,4 @@
-"""The report page on a big history: 1,000,000 ``retry_events`` rows over a week (about 390,000
+"""The report page on a big history: 1,000,000 ``retry_events`` rows over a week (about 640,000
 calls of five operations, each one of seven stories from a first-attempt success to a give-up
 after two overloads) and 20,000 interruptions, half of them resolved.
 

@@ -105,7 +105,7 @@ def attempts_chart(found: Aggregates) -> Chart | None:
             "name": OUTCOME_NAMES.get(Outcome(outcome), outcome),
             "x": x,
             "y": per_outcome[outcome],
-            "marker": {"color": OUTCOME_COLORS[Outcome(outcome)]},
+            "marker": {"color": OUTCOME_COLORS[Outcome(outcome)], "line": {"width": 0}},
             "width": buckets.width_s * 1000 * 0.9,
         }
         for outcome in Outcome
@@ -132,6 +132,8 @@ def attempts_chart(found: Aggregates) -> Chart | None:
             "overlaying": "y",
             "side": "right",
             "range": [0, 100],
+            "tickmode": "linear",
+            "dtick": 25,
             "showgrid": False,
         }
         layout["margin"]["r"] = 60
