@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,3 +172,13 @@ def test_the_command_writes_the_page(
     assert main(["report", "--url", database_url, "--since", "2d", "-o", "-"]) == 0
     printed = capsys.readouterr().out
     assert embedded(printed)["summary"] == embedded(page)["summary"]
+
+
+async def test_without_plotly_the_error_names_the_extra(
+    store: convstore.Store, history: list[convstore.Attempt], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without plotly, building a page with charts raises ConfigurationError naming the
+    report extra that installs it."""
+    monkeypatch.setitem(sys.modules, "plotly.offline", None)
+    with pytest.raises(convstore.ConfigurationError, match=r"convstore\[report\]"):
+        await convstore.build_report(store)
