@@ -15,7 +15,7 @@ from convstore._storage.aggregates import RESOLVE_EDGES, WAIT_EDGES, Aggregates,
 Figure = dict[str, Any]
 
 #: One colour per outcome, readable on a light and on a dark background.
-OUTCOME_COLORS = {
+OUTCOME_COLORS: dict[str, str] = {
     Outcome.SUCCESS: "#2e9e5b",
     Outcome.RETRY: "#e0a526",
     Outcome.GIVEUP: "#d6453d",
@@ -24,7 +24,7 @@ OUTCOME_COLORS = {
     Outcome.FATAL: "#9c1f1f",
     Outcome.CANCELLED: "#8a8f98",
 }
-OUTCOME_NAMES = {
+OUTCOME_NAMES: dict[str, str] = {
     Outcome.SUCCESS: "success",
     Outcome.RETRY: "retry",
     Outcome.GIVEUP: "give up",
@@ -99,17 +99,18 @@ def attempts_chart(found: Aggregates) -> Chart | None:
         limited[bucket] += rate_limited
         overloaded[bucket] += overloads
     x = [Buckets(buckets.start, buckets.width_s, count).at(i).isoformat() for i in range(count)]
+    # In the order of Outcome; one a newer convstore wrote is drawn after them, in grey.
+    known = [str(outcome) for outcome in Outcome if outcome in per_outcome]
     traces: list[dict[str, Any]] = [
         {
             "type": "bar",
-            "name": OUTCOME_NAMES.get(Outcome(outcome), outcome),
+            "name": OUTCOME_NAMES.get(outcome, outcome),
             "x": x,
             "y": per_outcome[outcome],
-            "marker": {"color": OUTCOME_COLORS[Outcome(outcome)], "line": {"width": 0}},
+            "marker": {"color": OUTCOME_COLORS.get(outcome, NEUTRAL), "line": {"width": 0}},
             "width": buckets.width_s * 1000 * 0.9,
         }
-        for outcome in Outcome
-        if outcome in per_outcome
+        for outcome in [*known, *sorted(set(per_outcome) - set(known))]
     ]
     for name, counts, color in (
         ("rate limited (429), % of attempts", limited, "#1f77d4"),
