@@ -1,7 +1,7 @@
 """The report opened in a real headless Chromium, the distribution's, on each backend's data:
 it draws every chart with no console error, in light and dark, and screenshots are left for a
-person to look at (in $CONVSTORE_TEST_SCREENSHOTS, else report-screenshots/ under pytest's
-temporary directory)."""
+person to look at (in $CONVSTORE_TEST_SCREENSHOTS, else build/report-screenshots/ in the
+checkout, which git ignores)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 #: Debian's chromium and chromium-driver packages, of the same version, so that the driver
 #: always speaks to its browser (no download of a driver or of a browser at test time).
 CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 #: The chart marks plotly draws: bars and markers (g.point path), lines (path.js-line); a
@@ -69,10 +70,10 @@ def browser() -> Iterator[Chrome]:
 
 
 @pytest.fixture
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the screenshots go."""
+def screenshots() -> Path:
+    """Where the screenshots go: a folder that outlives the run, for a person to open."""
     chosen = os.environ.get("CONVSTORE_TEST_SCREENSHOTS")
-    folder = Path(chosen) if chosen else tmp_path_factory.getbasetemp() / "report-screenshots"
+    folder = Path(chosen) if chosen else ROOT / "build" / "report-screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
