@@ -6,7 +6,8 @@ python -m benchmarks --check    # exit 1 when a target is missed
 python -m benchmarks --postgres-url postgresql://user@host/db   # PostgreSQL too
 python -m benchmarks --langgraph  # ConvstoreSaver against AsyncSqliteSaver instead, two minutes
 python -m benchmarks --cooldowns  # shared cooldowns against a rate-limited server instead
-python -m benchmarks --scale      # a million sessions and attempts instead, about 10 minutes
+python -m benchmarks --scale      # a million sessions and attempts instead, about 20 minutes
+python -m benchmarks --report-page  # the report page on 1,000,000 retry events instead
 """
 
 from __future__ import annotations
@@ -73,11 +74,21 @@ if __name__ == "__main__":
         help="measure at scale instead: 1,000,000 sessions x 10 messages and 1,000,000 "
         "attempts, times FACTOR (default 1)",
     )
+    parser.add_argument(
+        "--report-page",
+        action="store_true",
+        help="measure building the report page on 1,000,000 retry events instead "
+        "(on PostgreSQL too with --postgres-url)",
+    )
     args = parser.parse_args()
     if args.scale is not None:
         from benchmarks import _scale
 
         results, notes = asyncio.run(_scale.run(args.scale, args.postgres_url))
+    elif args.report_page:
+        from benchmarks import _report_page
+
+        results, notes = _report_page.run_all(args.postgres_url)
     elif args.cooldowns:
         from benchmarks import _cooldowns
 

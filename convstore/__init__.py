@@ -35,6 +35,7 @@ from convstore.exceptions import (
 
 if typing.TYPE_CHECKING:
     from convstore._conversation.check import Problem, check_conversation
+    from convstore._report.page import build_report
     from convstore._retry.backoff import BackoffConfig, Policy
     from convstore._retry.classifier import ErrorClassifier, Explanation
     from convstore._retry.evidence import Evidence
@@ -51,6 +52,7 @@ if typing.TYPE_CHECKING:
 _LAZY = {
     **dict.fromkeys(("Problem", "check_conversation"), "convstore._conversation.check"),
     **dict.fromkeys(("BackoffConfig", "Policy"), "convstore._retry.backoff"),
+    "build_report": "convstore._report.page",
     **dict.fromkeys(("ErrorClassifier", "Explanation"), "convstore._retry.classifier"),
     "Evidence": "convstore._retry.evidence",
     **dict.fromkeys(("RetryExecutor", "retry"), "convstore._retry.executor"),
@@ -112,6 +114,7 @@ __all__ = [
     "StorageError",
     "Store",
     "TransientStorageError",
+    "build_report",
     "check_conversation",
     "connect",
     "is_testing",

@@ -149,3 +149,26 @@ def test_only_the_integrations_import_a_framework() -> None:
         if any(name.split(".")[0] in FRAMEWORKS for name in imports(module))
     }
     assert {m for m in direct if not m.startswith("convstore.integrations.")} == set()
+
+
+#: The plotting library, which only the report may import.
+PLOTTING = ("plotly",)
+
+
+def test_only_the_report_imports_the_plotting_library() -> None:
+    """plotly is imported by the report's modules and by no other."""
+    direct = {
+        module
+        for module in MODULES
+        if any(name.split(".")[0] in PLOTTING for name in imports(module))
+    }
+    assert direct
+    assert {m for m in direct if not m.startswith("convstore._report")} == set()
+
+
+@pytest.mark.parametrize("module", in_folder("_report"))
+def test_the_report_reads_storage_through_its_queries(module: str) -> None:
+    """The report reaches storage's aggregate queries but imports no storage library itself,
+    and never the command line, which is built on top of it."""
+    assert not {m for m in reached(module) if m.startswith("convstore._cli")}
+    assert not storage_libraries({module})

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = _Commands(parser.add_subparsers(title="commands", metavar="COMMAND", required=True))
     commands.add_migrations()
     commands.add_browsing()
+    commands.add_report()
     commands.add_changes()
     commands.add_demo()
     return parser
@@ -147,13 +148,7 @@ class _Commands:
             "retries per operation and error type, interruptions",
             as_json=True,
         )
-        sub.add_argument(
-            "--since",
-            type=point_in_time,
-            metavar="WHEN",
-            help="only since then: an age (24h, 7d) or an ISO time (default: all history)",
-        )
-        sub.add_argument("--operation", metavar="NAME", help="only this operation's retries")
+        _period(sub)
         sub = self._add(
             "cooldowns",
             _command("cooldowns.cooldowns"),
@@ -162,6 +157,23 @@ class _Commands:
         )
         sub.add_argument(
             "--limit", type=count, default=100, metavar="N", help="at most N (default 100; 0: all)"
+        )
+
+    def add_report(self) -> None:
+        """report."""
+        sub = self._add(
+            "report",
+            _command("report.report"),
+            "write the retry and crash history as one HTML page of charts",
+        )
+        _period(sub)
+        sub.add_argument(
+            "-o",
+            "--output",
+            type=Path,
+            default=Path("report.html"),
+            metavar="FILE",
+            help="where to write the page (default report.html; - for the standard output)",
         )
 
     def add_changes(self) -> None:
@@ -211,6 +223,17 @@ class _Commands:
         )
         _schema_option(sub, f"${SCHEMA_VARIABLE} is ignored too")
         sub.set_defaults(handler=_command("changes.demo"))
+
+
+def _period(sub: argparse.ArgumentParser) -> None:
+    """--since and --operation, as stats and report take them."""
+    sub.add_argument(
+        "--since",
+        type=point_in_time,
+        metavar="WHEN",
+        help="only since then: an age (24h, 7d) or an ISO time (default: all history)",
+    )
+    sub.add_argument("--operation", metavar="NAME", help="only this operation's retries")
 
 
 class _Version(argparse.Action):
