@@ -29,7 +29,8 @@ INTERRUPTIONS = 20_000
 OPERATIONS = ("llm.chat", "llm.embed", "llm.summarise", "tools.search", "tools.fetch")
 COLUMNS = (
     "call_id, session_id, operation, attempt, outcome, error_type, error_class, error_message, "
-    "status_code, delay_s, retry_after_s, elapsed_s, created_at, cooldown_wait_s"
+    "status_code, delay_s, retry_after_s, elapsed_s, created_at, cooldown_wait_s, kind, "
+    "first_of_kind"
 )
 RUNS = 3
 
@@ -59,7 +60,15 @@ def history(now: datetime) -> Iterator[tuple[Any, ...]]:
         story = STORIES[rng.randrange(len(STORIES))]
         at = start + timedelta(seconds=call * step)
         operation = OPERATIONS[call % len(OPERATIONS)]
+        # The columns convstore fills as it writes a row: the kind of error it counts under
+        # (a success's or cancellation's is that of the attempt before it), and whether it is
+        # its call's first row of that kind.
+        previous: str | None = None
+        seen: set[str | None] = set()
         for number, (outcome, kind, error_class, status) in enumerate(story[: ROWS - made], 1):
+            counted = kind if kind is not None else previous
+            first, previous = counted not in seen, kind
+            seen.add(counted)
             delay = round(rng.expovariate(1.0), 3) if outcome == "retry" else None
             asked = float(rng.randint(1, 30)) if status == 429 and outcome == "retry" else None
             cooled = round(rng.random() * 2, 3) if number > 1 and call % 4 == 0 else None
@@ -78,6 +87,8 @@ def history(now: datetime) -> Iterator[tuple[Any, ...]]:
                 round(rng.random(), 3),
                 at + timedelta(seconds=number),
                 cooled,
+                counted,
+                first,
             )
             made += 1
         call += 1
@@ -99,7 +110,7 @@ def load_sqlite(path: Path, now: datetime) -> None:
     try:
         with db:
             db.executemany(
-                f"INSERT INTO retry_events ({COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                f"INSERT INTO retry_events ({COLUMNS}) VALUES ({', '.join('?' * 16)})",
                 (_sqlite_row(row, 12) for row in history(now)),
             )
             db.executemany(

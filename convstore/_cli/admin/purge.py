@@ -19,10 +19,10 @@ from convstore._storage.statements import resolve_interruptions
 from convstore._storage.transactions import write_transaction
 from convstore._storage.types import utcnow
 
-#: How long one purge transaction may last, on SQLite (where it holds the database's write
-#: lock) and on PostgreSQL (where it locks only the rows it deletes): its batch grows or shrinks
-#: to fit.
-TRANSACTION_S = {"sqlite": 0.01, "postgresql": 0.05}
+#: How long one purge transaction may last: on SQLite it holds the database's write lock; on
+#: PostgreSQL it locks only the rows it deletes, but a writer's commit waits for the WAL the
+#: purge's commit wrote before it to be flushed. Its batch grows or shrinks to fit.
+TRANSACTION_S = {"sqlite": 0.01, "postgresql": 0.02}
 #: Sessions (or rows) of the first batch, and the most of any.
 FIRST_BATCH, MAX_BATCH = 100, 10_000
 
