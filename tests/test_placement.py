@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from alembic import command
+from factories import rate_limited_attempt
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -223,23 +224,7 @@ async def test_a_schema_keeps_convstore_beside_an_applications_tables(postgres_u
 
 def attempt() -> convstore.Attempt:
     """One failed attempt, for a retry_events row (whose id comes from a sequence)."""
-    from datetime import UTC, datetime
-
-    return convstore.Attempt(
-        call_id="c1",
-        session_id="s1",
-        operation="llm",
-        attempt=1,
-        outcome=convstore.Outcome.RETRY,
-        error_type=convstore.ErrorType.RETRYABLE,
-        error_class="builtins.TimeoutError",
-        error_message=None,
-        status_code=None,
-        delay_s=1.0,
-        retry_after_s=None,
-        elapsed_s=0.1,
-        created_at=datetime.now(UTC),
-    )
+    return rate_limited_attempt("c1", 1, "retry", delay_s=1.0)
 
 
 async def objects_by_schema(engine: AsyncEngine) -> dict[str, set[str]]:
