@@ -59,6 +59,7 @@ async def _leg(backend: floors.Backend, sizes: data.Sizes, files: Path) -> list[
     started = time.perf_counter()
     url = await backend.build("scale", sizes)
     print(f"{name}: built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    await backend.settle()
     figures = []
     async with convstore.connect(url) as store:
         lists = [await timed(store.list_interrupted_sessions) for _ in range(50)]
@@ -112,6 +113,7 @@ async def _leg(backend: floors.Backend, sizes: data.Sizes, files: Path) -> list[
     figures += await _purge(backend, url, sizes)
     # Dropped first: PostgreSQL's autovacuum of the purged tables would slow the import down.
     await backend.drop("scale")
+    await backend.settle()
     figures.append(await _import(backend, files))
     return figures
 
@@ -119,6 +121,7 @@ async def _leg(backend: floors.Backend, sizes: data.Sizes, files: Path) -> list[
 async def _purge(backend: floors.Backend, url: str, sizes: data.Sizes) -> list[Figure]:
     """convstore's purge of half the sessions while another process saves; the floor (plain
     batched deletes, alone) on a copy of the database."""
+    await backend.settle()
     copy = await backend.copy("scale", "scale_copy")
     floor_s = await _seconds(backend.purge, copy, data.PURGE_CUTOFF)
     await backend.drop("scale_copy")

@@ -79,6 +79,9 @@ class Backend(ABC):
     @abstractmethod
     async def import_files(self, url: str, files: Path) -> None: ...
 
+    async def settle(self) -> None:  # noqa: B027 (nothing to do on SQLite)
+        """Let the writes of the steps before end, so that they do not slow the next one."""
+
     async def build(self, database: str, sizes: data.Sizes | None) -> str:
         """A new database migrated by convstore, holding the workload when `sizes` is given."""
         await self.create(database)
@@ -226,6 +229,11 @@ class Postgres(Backend):
         conn = self._open.pop(self.url(database), None)
         if conn is not None:
             await conn.close()
+
+    async def settle(self) -> None:
+        # The checkpoint a big write (the load, the purge) leaves behind, done now rather than
+        # while the next step commits.
+        await self._admin("CHECKPOINT")
 
     async def create(self, database: str) -> None:
         await self.drop(database)
