@@ -46,12 +46,18 @@ async def run(factor: float, postgres_url: str | None) -> tuple[list[Figure], li
         for backend in backends:
             figures += await _leg(backend, sizes, files)
             figures.append(await _rss(backend, max(1000, int(100_000 * factor))))
-    note = (
+    notes = [
         f"scale: {sizes.sessions:,} sessions, {sizes.messages:,} messages, "
         f"{sizes.attempts:,} attempts, {count:,} snapshot files; "
         "floors are plain SQL through the driver on the same data"
-    )
-    return figures, [note]
+    ]
+    if postgres_url:
+        wal = await floors.Postgres(postgres_url).setting("max_wal_size")
+        notes.append(
+            f"PostgreSQL's max_wal_size is {wal}: a purge's WAL past it brings checkpoints, "
+            "whose flushes the writer's commits wait behind (see docs/postgresql.md)"
+        )
+    return figures, notes
 
 
 async def _leg(backend: floors.Backend, sizes: data.Sizes, files: Path) -> list[Figure]:

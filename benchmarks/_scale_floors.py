@@ -230,6 +230,17 @@ class Postgres(Backend):
         if conn is not None:
             await conn.close()
 
+    async def setting(self, name: str) -> str:
+        """A server setting, as SHOW gives it."""
+        import asyncpg
+
+        conn = await asyncpg.connect(self.server.render_as_string(hide_password=False))
+        try:
+            value: str = await conn.fetchval(f"SHOW {name}")
+        finally:
+            await conn.close()
+        return value
+
     async def settle(self) -> None:
         # The checkpoint a big write (the load, the purge) leaves behind, done now rather than
         # while the next step commits.

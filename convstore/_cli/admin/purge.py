@@ -31,10 +31,12 @@ FIRST_BATCH, MAX_BATCH = 100, 10_000
 class _Pace:
     """The size of the next batch, fitted to `TRANSACTION_S` by the last one's time.
 
-    On SQLite, after each transaction the purge leaves the write lock free for as long as it
-    held it: a writer of another process waits in SQLite's busy handler, which sleeps between
-    tries (1, 2, 5, 10, 15 ms, ...), and must find the lock free when it wakes. On PostgreSQL a
-    writer waits only for the rows it shares with the batch (an old session being saved again).
+    After each transaction the purge rests for as long as it took. On SQLite that leaves the
+    write lock free: a writer of another process waits in SQLite's busy handler, which sleeps
+    between tries (1, 2, 5, 10, 15 ms, ...), and must find the lock free when it wakes. On
+    PostgreSQL a writer waits only for the rows it shares with the batch (an old session being
+    saved again), but its commit's flush of the WAL competes with the purge's deletes, their WAL
+    and the checkpoints they bring: resting halves that load.
     """
 
     dialect: str
@@ -54,11 +56,10 @@ class _Pace:
             self.batch = min(self.batch * 2, MAX_BATCH)
         elif held > target:
             self.batch = max(self.batch // 2, 1)
-        if self.dialect == "sqlite":
-            resting = time.monotonic()
-            if self.checkpoint is not None:
-                await self.checkpoint()  # writers may commit meanwhile: it takes no write lock
-            await self.sleep(max(0.0, held - (time.monotonic() - resting)))
+        resting = time.monotonic()
+        if self.checkpoint is not None:
+            await self.checkpoint()  # writers may commit meanwhile: it takes no write lock
+        await self.sleep(max(0.0, held - (time.monotonic() - resting)))
 
 
 @dataclass(frozen=True, slots=True)
