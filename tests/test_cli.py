@@ -953,7 +953,7 @@ def test_every_command_that_opens_a_database_takes_schema() -> None:
     assert isinstance(commands.choices, dict)
     assert set(commands.choices) == {
         *("upgrade", "downgrade", "current", "check", "sessions", "show", "stats"),
-        *("cooldowns", "import-json", "purge", "demo"),
+        *("cooldowns", "import-json", "purge", "demo", "report"),
     }
     for name, sub in commands.choices.items():
         assert "[--schema NAME]" in sub.format_usage(), name
@@ -988,6 +988,8 @@ def test_schema_on_the_command_line_puts_every_command_in_it(cli: Cli, postgres_
     assert ok(cli("current", "--schema", "agents", "--url", postgres_url)).startswith(HEAD)
     ok(cli("sessions", "--url", postgres_url, "--schema", "agents"))
     ok(cli("stats", "--url", postgres_url, "--schema", "agents", "--json"))
+    page = ok(cli("report", "--url", postgres_url, "--schema", "agents", "-o", "-"))
+    assert "Nothing recorded yet" in page
     assert ok(cli("current", "--url", postgres_url)).startswith("none")
     ok(cli("downgrade", "base", "--url", postgres_url, "--schema", "agents"))
     assert ok(cli("current", "--url", postgres_url, "--schema", "agents")).startswith("none")

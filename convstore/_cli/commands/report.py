@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from convstore._cli.admin import database
-from convstore._cli.arguments import database_url
+from convstore._cli.arguments import database_schema, database_url
 from convstore._cli.display import fail
 from convstore._report.page import build_report
 
@@ -16,7 +16,9 @@ from convstore._report.page import build_report
 async def report(args: argparse.Namespace) -> int:
     """Write the report page to the file -o names (or to the standard output for -)."""
     output: Path = args.output
-    async with database.open_store(database_url(args), migrate=False) as store:
+    async with database.open_store(
+        database_url(args), migrate=False, schema=database_schema(args)
+    ) as store:
         page = await build_report(store, since=args.since, operation=args.operation)
     if str(output) == "-":
         sys.stdout.write(page)
