@@ -28,45 +28,41 @@ from benchmarks._lower_bound import CAP
 from benchmarks._report import Figure, median_ms, timed
 from benchmarks._workloads import BLOCK
 
-_SAVE = """
-WITH saved AS (
-    INSERT INTO sessions (session_id, created_at, saved_at, message_count, extra)
-    VALUES ($1, $2, $2, $3, $4::{body})
-    ON CONFLICT (session_id) DO UPDATE SET
-        saved_at = excluded.saved_at, message_count = excluded.message_count,
-        extra = excluded.extra
-    RETURNING 1
-), kept AS (
-    INSERT INTO messages (session_id, seq, role, body)
-    SELECT $1, $3 - cardinality($5::text[]) + n - 1, role, body::{body}
-    FROM unnest($5::text[], $6::text[]) WITH ORDINALITY AS m(role, body, n)
-    ON CONFLICT (session_id, seq) DO UPDATE SET role = excluded.role, body = excluded.body
-    RETURNING 1
-)
-DELETE FROM messages
-WHERE session_id = $1 AND (seq < $3 - cardinality($5::text[]) OR seq >= $3)
-"""
-#: The bodies as one JSON array text, decoded in one go (measured faster than array_agg, or one
-#: row per message).
-#: The same save as convstore's shape: a transaction, the session first (its row lock taken
-#: before the messages' statement takes its snapshot), then the messages.
-_SAVE_SESSION = """
+_UPSERT_SESSION = """
 INSERT INTO sessions (session_id, created_at, saved_at, message_count, extra)
-VALUES ($1, $2, $2, $3, $4::jsonb)
+VALUES ($1, $2, $2, $3, $4::{body})
 ON CONFLICT (session_id) DO UPDATE SET
     saved_at = excluded.saved_at, message_count = excluded.message_count, extra = excluded.extra
 """
-_SAVE_MESSAGES = """
-WITH kept AS (
+#: The kept messages upserted, then the rest of the session's deleted; {session}, {count},
+#: {roles} and {bodies} name the parameters.
+_KEEP = """
+kept AS (
     INSERT INTO messages (session_id, seq, role, body)
-    SELECT $1, $2 - cardinality($3::text[]) + n - 1, role, body::jsonb
-    FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS m(role, body, n)
+    SELECT {session}, {count} - cardinality({roles}::text[]) + n - 1, role, body::{body}
+    FROM unnest({roles}::text[], {bodies}::text[]) WITH ORDINALITY AS m(role, body, n)
     ON CONFLICT (session_id, seq) DO UPDATE SET role = excluded.role, body = excluded.body
     RETURNING 1
 )
 DELETE FROM messages
-WHERE session_id = $1 AND (seq < $2 - cardinality($3::text[]) OR seq >= $2)
+WHERE session_id = {session} AND (seq < {count} - cardinality({roles}::text[]) OR seq >= {count})
 """
+#: The save in one statement, the session and the messages as data-modifying CTEs ({body}:
+#: the bodies' type).
+_SAVE = (
+    "WITH saved AS ("
+    + _UPSERT_SESSION
+    + " RETURNING 1), "
+    + _KEEP.format(session="$1", count="$3", roles="$5", bodies="$6", body="{body}")
+)
+#: The same save as convstore's shape: a transaction, the session first (its row lock taken
+#: before the messages' statement takes its snapshot), then the messages.
+_SAVE_SESSION = _UPSERT_SESSION.format(body="jsonb")
+_SAVE_MESSAGES = "WITH " + _KEEP.format(
+    session="$1", count="$2", roles="$3", bodies="$4", body="jsonb"
+)
+#: The bodies as one JSON array text, decoded in one go (measured faster than array_agg, or one
+#: row per message).
 _RESTORE = """
 SELECT s.message_count, s.saved_at, s.extra::text,
        (SELECT string_agg(m.body::text, ',' ORDER BY m.seq) FROM messages m

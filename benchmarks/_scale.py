@@ -16,11 +16,12 @@ data: plain SQL through the driver (sqlite3, asyncpg), doing the least the quest
 from __future__ import annotations
 
 import asyncio
+import functools
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ async def _purge(backend: floors.Backend, url: str, sizes: data.Sizes) -> list[F
     batched deletes, alone) on a copy of the database."""
     await backend.settle()
     copy = await backend.copy("scale", "scale_copy")
-    floor_s = await _seconds(backend.purge, copy, data.PURGE_CUTOFF)
+    floor_s = await timed(backend.purge, copy, data.PURGE_CUTOFF)
     await backend.drop("scale_copy")
     signals = Path(tempfile.mkdtemp())
     writer = await asyncio.create_subprocess_exec(
@@ -213,7 +214,7 @@ async def _import(backend: floors.Backend, files: Path) -> Figure:
     convstore_s = time.perf_counter() - started
     await backend.drop("import")
     floor_url = await backend.build("import_floor", None)
-    floor_s = await _seconds(backend.import_files, floor_url, files)
+    floor_s = await timed(backend.import_files, floor_url, files)
     await backend.drop("import_floor")
     count = await asyncio.to_thread(_count, files)
     return Figure(
@@ -288,7 +289,10 @@ async def _command_s(*args: str) -> float:
     """Seconds a whole `convstore` process takes, the median of three runs."""
     command = [sys.executable, "-m", "convstore", *args]
     runs = [
-        await _seconds(asyncio.to_thread, subprocess.run, command, capture_output=True, check=True)
+        await timed(
+            asyncio.to_thread,
+            functools.partial(subprocess.run, command, capture_output=True, check=True),
+        )
         for _ in range(3)
     ]
     return sorted(runs)[1]
@@ -296,12 +300,6 @@ async def _command_s(*args: str) -> float:
 
 def _count(files: Path) -> int:
     return sum(1 for _ in files.iterdir())
-
-
-async def _seconds(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> float:
-    started = time.perf_counter()
-    await fn(*args, **kwargs)
-    return time.perf_counter() - started
 
 
 async def _timed_result(work: Awaitable[Any]) -> tuple[float, Any]:

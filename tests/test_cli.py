@@ -493,10 +493,16 @@ async def test_purge_fits_its_batches_to_short_transactions(
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    pace = purging._Pace("sqlite", batch=8, sleep=sleep)
+    checkpoints: list[int] = []
+
+    async def checkpoint() -> None:
+        checkpoints.append(len(slept))
+
+    pace = purging._Pace("sqlite", batch=8, sleep=sleep, checkpoint=checkpoint)
     await pace.after(time.monotonic() - 1.0)  # a second: far too long
     assert pace.batch == 4
     assert slept[0] == pytest.approx(1.0, abs=0.05)  # as long as it held the lock
+    assert checkpoints == [0]  # the WAL checkpointed while the lock is free, before the rest
     await pace.after(time.monotonic())  # at once
     assert pace.batch == 8
     quick = purging._Pace("postgresql", sleep=sleep)
@@ -523,6 +529,10 @@ async def test_purge_fits_its_batches_to_short_transactions(
             await store.save_snapshot(f"new-{n}", [])
         report = await purging.purge(store.engine, cutoff, dry_run=False)
         assert (report.sessions, report.messages) == (20, 20)
+        wal = purging._checkpoint(store.engine)
+        assert (wal is None) == (store.engine.dialect.name == "postgresql")
+        if wal is not None:
+            await wal()  # a passive checkpoint beside an open store
         assert sum(batches) == 20
         assert max(batches) <= 3
         assert len(batches) >= 8

@@ -24,6 +24,7 @@ from convstore._records import (
     RetrySummary,
     Snapshot,
 )
+from convstore._storage.listed import interrupted
 from convstore._storage.reconnect import Progress, reconnecting
 from convstore._storage.retry_history import p95_query, summary, summary_query
 from convstore._storage.schema import interruptions, sessions
@@ -367,18 +368,6 @@ async def _add_history(
 ) -> None:
     """Add the ``interruptions`` row of an interruption at `now`, unless it is there already."""
     await conn.execute(add_history(), {"session": session_id, "at": now, "reason": reason})
-
-
-def interrupted(row: Sequence[Any], now: datetime) -> InterruptedSession:
-    """A row of `interrupted_sessions` as a record, its age at `now`."""
-    session_id, count, at, reason = row
-    return InterruptedSession(
-        session_id=session_id,
-        message_count=count,
-        interrupted_at=at,
-        age_seconds=max(0.0, (now - at).total_seconds()),
-        reason=reason,
-    )
 
 
 def repairs_of(document: Any) -> tuple[Repair, ...]:

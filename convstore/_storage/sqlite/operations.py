@@ -84,9 +84,6 @@ _MARK_SESSION = check_order(
 _ADD_HISTORY = check_order(
     compiled(statements.add_history(), "sqlite"), ("session", "at", "reason", "session", "at")
 )
-_INTERRUPTED = check_order(
-    compiled(statements.interrupted_sessions(), "sqlite"), ("limit", "offset")
-)
 #: A new session's extra state, as a save of ``{}`` stores it.
 _EMPTY_EXTRA = codec.encode({}, jsonb=False)
 
@@ -196,9 +193,3 @@ def restore(conn: sqlite3.Connection, session_id: str) -> Snapshot | None:
         interrupted_at=None if interrupted_at is None else from_sqlite_text(interrupted_at),
         interrupt_reason=reason,
     )
-
-
-def interrupted(conn: sqlite3.Connection, limit: int | None) -> list[tuple[Any, ...]]:
-    """The rows of `statements.interrupted_sessions`, their times as datetimes."""
-    rows = conn.execute(_INTERRUPTED.sql, (-1 if limit is None else limit, 0)).fetchall()
-    return [(sid, count, from_sqlite_text(at), reason) for sid, count, at, reason in rows]

@@ -3,7 +3,8 @@ fast (`convstore sessions --interrupted`): importing SQLAlchemy costs a command 
 the rest of it does. Only a file at the current revision is read this way; anything else (a
 missing file, an older schema, another backend) is left to the store, which says what is wrong.
 
-The statements are the text SQLAlchemy compiles for the store's own (tests hold them to it).
+The statements are the text SQLAlchemy compiles for the store's own (tests hold them to it);
+the store's listing reads its rows with `interrupted_rows` too.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from convstore._records import InterruptedSession
+from convstore._storage.listed import interrupted
 from convstore._storage.revisions import HEAD, VERSION_TABLE
 from convstore._storage.times import from_sqlite_text
 
-#: `statements.interrupted_sessions()` compiled for sqlite3.
+#: `statements.interrupted_sessions()` compiled for sqlite3: the store's listing runs it too.
 INTERRUPTED = (
     "SELECT sessions.session_id, sessions.message_count, sessions.interrupted_at, "
     "sessions.interrupt_reason \nFROM sessions \nWHERE sessions.interrupted_at IS NOT NULL "
@@ -68,6 +71,12 @@ def current(url: str) -> Iterator[sqlite3.Connection | None]:
         conn.close()
 
 
+def interrupted_rows(conn: sqlite3.Connection, limit: int | None) -> list[tuple[Any, ...]]:
+    """The rows of `INTERRUPTED` (None: all of them), their times as datetimes."""
+    rows = conn.execute(INTERRUPTED, (-1 if limit is None else limit, 0)).fetchall()
+    return [(sid, count, from_sqlite_text(at), reason) for sid, count, at, reason in rows]
+
+
 def interrupted_sessions(
     conn: sqlite3.Connection, limit: int | None, now: datetime
 ) -> tuple[int, list[InterruptedSession]]:
@@ -76,13 +85,7 @@ def interrupted_sessions(
     conn.execute("BEGIN")
     try:
         (total,) = conn.execute(COUNT_INTERRUPTED).fetchone()
-        rows = conn.execute(INTERRUPTED, (-1 if limit is None else limit, 0)).fetchall()
+        rows = interrupted_rows(conn, limit)
     finally:
         conn.execute("ROLLBACK")
-    found = []
-    for session_id, count, text, reason in rows:
-        at = from_sqlite_text(text)
-        found.append(
-            InterruptedSession(session_id, count, at, max(0.0, (now - at).total_seconds()), reason)
-        )
-    return int(total), found
+    return int(total), [interrupted(row, now) for row in rows]

@@ -23,9 +23,10 @@ from sqlalchemy.pool import StaticPool
 from convstore._records import Attempt, InterruptedSession, Snapshot
 from convstore._storage.connections import Connections
 from convstore._storage.errors import storage_errors
+from convstore._storage.listed import interrupted
 from convstore._storage.reconnect import Progress
-from convstore._storage.repository import Repository, interrupted
-from convstore._storage.sqlite import operations
+from convstore._storage.repository import Repository
+from convstore._storage.sqlite import operations, quick
 from convstore._storage.sqlite.group_commit import GroupCommitWriter
 from convstore._storage.transactions import write_transaction
 from convstore._storage.types import to_sqlite_text
@@ -113,7 +114,7 @@ class SQLiteRepository(Repository):
     async def list_interrupted(self, limit: int | None, now: datetime) -> list[InterruptedSession]:
         with storage_errors("list_interrupted_sessions", self.database):
             async with self._read_lock:
-                rows = await self._run(functools.partial(operations.interrupted, limit=limit))
+                rows = await self._run(functools.partial(quick.interrupted_rows, limit=limit))
         return [interrupted(row, now) for row in rows]
 
     async def restore(self, session_id: str) -> Snapshot | None:
